@@ -1,0 +1,76 @@
+"""Experiment trackers: CSV (always), TensorBoard and Weights & Biases, built from the ``logger`` group."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger, WandbLogger
+from omegaconf import DictConfig
+
+WandbMode = Literal["online", "offline", "disabled"]
+
+
+def wandb_logger(
+    project: str,
+    save_dir: str,
+    group: str | None = None,
+    job_type: str | None = None,
+    tags: Sequence[str] | None = None,
+    name: str | None = None,
+    entity: str | None = None,
+    mode: WandbMode | None = None,
+    log_model: bool = False,
+) -> WandbLogger:
+    """A W&B logger that is offline unless the user asked for online mode.
+
+    ``mode`` wins; else ``WANDB_MODE`` from the environment (what ``wandb online``/``wandb offline``
+    users set); else offline, so no test or CI run ever needs the network. The mode is passed to
+    ``wandb.init`` for this run only, unlike ``WandbLogger(offline=True)`` which changes it for the
+    whole process.
+    """
+    chosen = mode or os.environ.get("WANDB_MODE") or "offline"
+    if chosen == "dryrun":  # wandb's old name for offline
+        chosen = "offline"
+    os.makedirs(save_dir, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        save_dir=save_dir,
+        group=group,
+        job_type=job_type,
+        tags=list(tags or []),
+        name=name,
+        entity=entity,
+        mode=chosen,
+        log_model=log_model,
+    )
+
+
+def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
+    """One logger per entry of the ``logger`` group (a mapping of name -> config)."""
+    if not logger_cfg:
+        return []
+    return [instantiate(node) for node in logger_cfg.values() if node is not None and "_target_" in node]
+
+
+def log_run_config(loggers: Sequence[Logger], config: Mapping[str, Any]) -> None:
+    """The resolved config as each tracker's hyperparameters (the W&B run config)."""
+    for logger in loggers:
+        logger.log_hyperparams(dict(config))
+
+
+def record_final_metrics(loggers: Sequence[Logger], metrics: Mapping[str, float]) -> None:
+    """Final metrics as the W&B run summary; file loggers already hold them from the test loop."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(dict(metrics))
+
+
+def finish_trackers() -> None:
+    """Close the W&B run so the next job of a multirun starts its own (wandb reuses an open run)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -1,0 +1,1 @@
+"""Delayed feedback: conversion models trained on labels that may still flip (issue #5)."""

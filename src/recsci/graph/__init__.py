@@ -1,0 +1,1 @@
+"""Directed-graph recommendation: datasets, neighbourhood sampling, link predictors and their evaluation."""

@@ -1,0 +1,83 @@
+"""LightningModule for directed link prediction: any encoder, any decoder, one loss, one protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import lightning.pytorch as pl
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from recsci.graph.datamodule import EvalBatch, LinkBatch
+from recsci.graph.evaluate import link_prediction_metrics
+from recsci.graph.models import DotProductDecoder, NodeEmbeddings
+
+EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of node features>
+
+
+class LinkPredictionModule(pl.LightningModule):
+    """Trains ``decoder(encoder(x, graph))`` to score observed edges above negatives.
+
+    Loss: binary cross-entropy of observed edges against random pairs, plus
+    ``reverse_negative_weight`` times the cross-entropy of the reverse v -> u of one-directional
+    edges as hard negatives (0 for the symmetric baselines, which cannot tell them apart anyway).
+    The encoder is built in :meth:`setup` because its input width is only known from the data.
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderFactory,
+        decoder: nn.Module | None = None,
+        lr: Annotated[float, Field(gt=0.0)] = 0.01,
+        weight_decay: Annotated[float, Field(ge=0.0)] = 0.0,
+        reverse_negative_weight: Annotated[float, Field(ge=0.0)] = 0.0,
+        ks: tuple[int, ...] = (1, 10),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)
+        self.encoder_factory = encoder
+        self.encoder: nn.Module | None = None
+        self.decoder = decoder if decoder is not None else DotProductDecoder()
+
+    def setup(self, stage: str) -> None:
+        if self.encoder is None:
+            self.encoder = self.encoder_factory(in_channels=self.trainer.datamodule.num_features)
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+        return self.encoder(x, edge_index)
+
+    def score(self, embeddings: NodeEmbeddings, pairs: Tensor) -> Tensor:
+        return self.decoder(embeddings, pairs[0], pairs[1])
+
+    def training_step(self, batch: LinkBatch, batch_idx: int) -> Tensor:
+        embeddings = self(batch.x, batch.edge_index)
+        pos, neg = self.score(embeddings, batch.pos), self.score(embeddings, batch.neg)
+        loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + binary_cross_entropy_with_logits(
+            neg, torch.zeros_like(neg)
+        )
+        if self.hparams.reverse_negative_weight > 0 and batch.reverse.numel():
+            reverse = self.score(embeddings, batch.reverse)
+            loss = loss + self.hparams.reverse_negative_weight * binary_cross_entropy_with_logits(
+                reverse, torch.zeros_like(reverse)
+            )
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.pos.size(1))
+        return loss
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: EvalBatch, split: str) -> None:
+        embeddings = self(batch.x, batch.edge_index)
+        metrics = link_prediction_metrics(
+            lambda src, dst: self.decoder(embeddings, src, dst), batch.edges, self.hparams.ks
+        )
+        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, prog_bar=split == "val", batch_size=1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,1 @@
+"""Uncertainty-aware decisions: per-uncertainty-bucket thresholds (issue #6)."""
