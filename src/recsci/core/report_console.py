@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 
 
@@ -18,3 +20,8 @@ def print_metrics_table(metrics: Mapping[str, float], title: str = "metrics", co
         split, _, name = key.rpartition("/")
         table.add_row(split or "-", name, f"{metrics[key]:.4f}")
     (console or Console()).print(table)
+
+
+def print_config(cfg: DictConfig, console: Console | None = None) -> None:
+    """Print the resolved config as highlighted YAML."""
+    (console or Console()).print(Syntax(OmegaConf.to_yaml(cfg, resolve=True), "yaml"))

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from recsci.core.build import build
 from recsci.core.callbacks import NonFiniteLossGuard
 from recsci.core.checkpoints import resolve_checkpoint
 from recsci.core.errors import ConfigError
-from recsci.core.report_console import print_metrics_table
+from recsci.core.report_console import print_config, print_metrics_table
 from recsci.core.results import git_commit, to_float_dict, write_results
 from recsci.core.seeding import seed_everything
 from recsci.core.tracking import finish_trackers, instantiate_loggers, log_run_config, record_final_metrics
@@ -39,6 +39,8 @@ def run(cfg: DictConfig) -> float | None:
     seed = seed_everything(cfg.get("seed"))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, output_dir / "config_resolved.yaml", resolve=True)
+    if cfg.get("extras") and cfg.extras.get("print_config"):
+        print_config(cfg)
     results: dict[str, Any] = {
         "status": "running",
         "seed": seed,
@@ -77,11 +79,11 @@ def _route_lightning_logs_to_root() -> None:
 
 
 def _fit_and_test(cfg: DictConfig, output_dir: Path, resolved: dict, results: dict) -> dict[str, float]:
-    datamodule: pl.LightningDataModule = instantiate(cfg.data, _convert_="partial")
-    module: pl.LightningModule = instantiate(cfg.model, _convert_="partial")
+    datamodule: pl.LightningDataModule = build(cfg.data)
+    module: pl.LightningModule = build(cfg.model)
     loggers = instantiate_loggers(cfg.get("logger"))
     callbacks = _instantiate_callbacks(cfg.get("callbacks"))
-    trainer: pl.Trainer = instantiate(
+    trainer: pl.Trainer = build(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(output_dir)
     )
     log_run_config(loggers, resolved)
@@ -112,7 +114,7 @@ def _instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
     callbacks: list[Callback] = [NonFiniteLossGuard()]
     for node in (callbacks_cfg or {}).values():
         if node is not None and "_target_" in node:
-            callbacks.append(instantiate(node))
+            callbacks.append(build(node))
     return callbacks
 
 

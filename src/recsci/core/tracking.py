@@ -7,9 +7,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
+
+from recsci.core.build import build
 
 WandbMode = Literal["online", "offline", "disabled"]
 
@@ -53,7 +54,7 @@ def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
     """One logger per entry of the ``logger`` group (a mapping of name -> config)."""
     if not logger_cfg:
         return []
-    return [instantiate(node) for node in logger_cfg.values() if node is not None and "_target_" in node]
+    return [build(node) for node in logger_cfg.values() if node is not None and "_target_" in node]
 
 
 def log_run_config(loggers: Sequence[Logger], config: Mapping[str, Any]) -> None:

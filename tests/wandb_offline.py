@@ -1,0 +1,59 @@
+"""Read back an offline W&B run file (``run-<id>.wandb``) to check what a run recorded.
+
+wandb >= 0.2x writes offline runs as a LevelDB-style log of protobuf ``Record`` messages and no
+longer ships a Python reader, so tests parse the log framing here and decode records with wandb's
+own protobuf classes.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from wandb.proto import wandb_internal_pb2
+
+_BLOCK = 32 * 1024
+_HEADER = 7  # crc32 (4) + length (2) + type (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    records, pending, offset = [], b"", 7
+    while offset + _HEADER <= len(data):
+        room = _BLOCK - offset % _BLOCK
+        if room < _HEADER:  # the rest of a block too small for a header is zero padding
+            offset += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset : offset + _HEADER])
+        payload = data[offset + _HEADER : offset + _HEADER + length]
+        offset += _HEADER + length
+        if kind == 0 and length == 0:
+            break
+        pending = payload if kind in (_FULL, _FIRST) else pending + payload
+        if kind in (_FULL, _LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def offline_run_summary(path: Path) -> dict[str, Any]:
+    """Run metadata, config and final summary of an offline run file."""
+    info: dict[str, Any] = {"config": {}, "summary": {}}
+    for record in read_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            info.update(group=record.run.run_group, job_type=record.run.job_type, tags=list(record.run.tags))
+            for item in record.run.config.update:
+                info["config"][item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in record.config.update:
+                info["config"][item.key] = json.loads(item.value_json)
+        elif kind == "summary":
+            for item in record.summary.update:
+                info["summary"][item.key] = json.loads(item.value_json)
+    return info
