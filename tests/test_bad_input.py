@@ -47,7 +47,9 @@ def test_negative_learning_rate_names_key_and_range(tmp_path: Path) -> None:
 
 def test_zero_fanout_names_key_and_range(tmp_path: Path) -> None:
     cfg = compose_config(["sampler=uniform", "sampler.schedule.fanouts=[10,0]"], output_dir=tmp_path)
-    with pytest.raises(ConfigError, match=r"sampler\.schedule\.fanouts=\[10, 0\].*greater than or equal to 1"):
+    with pytest.raises(
+        ConfigError, match=r"sampler\.schedule\.fanouts=\[10, 0\].*greater than or equal to 1"
+    ):
         validate_config(cfg)
 
 
@@ -71,7 +73,9 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_missing_data_root_names_path_layout_and_source(tmp_path: Path) -> None:
-    cfg = compose_config(["data=cora_ml", f"paths.data_dir={tmp_path / 'nowhere'}"], output_dir=tmp_path / "run")
+    cfg = compose_config(
+        ["data=cora_ml", f"paths.data_dir={tmp_path / 'nowhere'}"], output_dir=tmp_path / "run"
+    )
     with pytest.raises(DataNotFoundError) as err:
         build(cfg.data)
     message = str(err.value)

@@ -22,7 +22,16 @@ def recsci(*args: str, cwd: Path, module: bool = False) -> subprocess.CompletedP
 def test_help_lists_groups_and_options(tmp_path: Path) -> None:
     result = recsci("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    for expected in ("data:", "model:", "sampler:", "trainer:", "logger:", "callbacks:", "graphsage", "uniform"):
+    for expected in (
+        "data:",
+        "model:",
+        "sampler:",
+        "trainer:",
+        "logger:",
+        "callbacks:",
+        "graphsage",
+        "uniform",
+    ):
         assert expected in result.stdout
 
 

@@ -12,7 +12,8 @@ from recsci.core.validation import validate_config
 from tests.conftest import CONFIG_DIR, compose_config, data_root
 
 EXPERIMENTS = sorted(
-    str(p.relative_to(CONFIG_DIR / "experiment").with_suffix("")) for p in (CONFIG_DIR / "experiment").rglob("*.yaml")
+    str(p.relative_to(CONFIG_DIR / "experiment").with_suffix(""))
+    for p in (CONFIG_DIR / "experiment").rglob("*.yaml")
 )
 NEEDS_DATA = {"graph/cora_ml_sage"}
 

@@ -83,7 +83,9 @@ def test_resume_true_finds_the_interrupted_sibling_run(make_config, tmp_path: Pa
     results["status"] = "running"  # as a killed run leaves it
     (interrupted / "metrics.json").write_text(json.dumps(results))
     run(make_config("trainer.max_epochs=2", "resume=true", name="resumed"))
-    assert read_metrics(tmp_path / "resumed")["resumed_from"] == str(interrupted / "checkpoints" / "last.ckpt")
+    assert read_metrics(tmp_path / "resumed")["resumed_from"] == str(
+        interrupted / "checkpoints" / "last.ckpt"
+    )
 
 
 def test_resume_true_without_interrupted_run_is_a_clear_error(make_config) -> None:

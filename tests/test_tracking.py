@@ -25,7 +25,9 @@ def offline_run_dir(output_dir: Path) -> Path:
 
 
 def test_wandb_offline_run_has_config_summary_and_tags(make_config, tmp_path: Path) -> None:
-    cfg = make_config("logger=wandb", "experiment_name=wandb_check", "tags=[graph,unit]", "trainer.max_epochs=1")
+    cfg = make_config(
+        "logger=wandb", "experiment_name=wandb_check", "tags=[graph,unit]", "trainer.max_epochs=1"
+    )
     run(cfg)
     (run_file,) = offline_run_dir(tmp_path / "run").glob("run-*.wandb")
     recorded = offline_run_summary(run_file)

@@ -10,7 +10,9 @@ from recsci.graph.synthetic import SyntheticProductGraph
 
 def make_split(seed: int = 0):
     data = SyntheticProductGraph(num_nodes=500, seed=0).load()
-    return data, split_links(data.edge_index, data.num_nodes, 0.1, 0.2, 20, torch.Generator().manual_seed(seed))
+    return data, split_links(
+        data.edge_index, data.num_nodes, 0.1, 0.2, 20, torch.Generator().manual_seed(seed)
+    )
 
 
 def keys(edges: torch.Tensor, n: int) -> set[int]:

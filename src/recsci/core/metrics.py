@@ -69,7 +69,9 @@ def candidate_ranks(pos_scores: Tensor, candidate_scores: Tensor) -> Tensor:
     return 1.0 + higher + 0.5 * tied
 
 
-def ranking_metrics(pos_scores: Tensor, candidate_scores: Tensor, ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+def ranking_metrics(
+    pos_scores: Tensor, candidate_scores: Tensor, ks: Sequence[int] = (1, 10)
+) -> dict[str, float]:
     """MRR and HitRate@K of each positive ranked against its own negative candidates."""
     if pos_scores.numel() == 0:
         return {"mrr": float("nan"), **{f"hits@{k}": float("nan") for k in ks}}

@@ -10,7 +10,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 
-def print_metrics_table(metrics: Mapping[str, float], title: str = "metrics", console: Console | None = None) -> None:
+def print_metrics_table(
+    metrics: Mapping[str, float], title: str = "metrics", console: Console | None = None
+) -> None:
     """Print metrics grouped by split (``val/...``, ``test/...``) as one table, one row per metric."""
     table = Table(title=title)
     table.add_column("split")

@@ -58,7 +58,9 @@ def read_results(run_dir: str | os.PathLike) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"No {METRICS_FILE} in '{run_dir}': the run never finished or failed early.") from None
+        raise FileNotFoundError(
+            f"No {METRICS_FILE} in '{run_dir}': the run never finished or failed early."
+        ) from None
     except json.JSONDecodeError as err:
         raise ValueError(f"'{path}' is not valid JSON ({err}); rerun the job to rewrite it.") from None
 

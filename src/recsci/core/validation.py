@@ -114,7 +114,9 @@ def _parameters(target: Any) -> tuple[dict[str, inspect.Parameter] | None, bool]
         signature = inspect.signature(target)
     except (TypeError, ValueError):
         return None, True
-    params = {n: p for n, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    params = {
+        n: p for n, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     return params, accepts_any
 

@@ -12,7 +12,9 @@ from recsci.graph.splits import EvalEdges
 ScoreFn = Callable[[Tensor, Tensor], Tensor]  # (src ids, dst ids) -> scores
 
 
-def link_prediction_metrics(score: ScoreFn, edges: EvalEdges, ks: Sequence[int] = (1, 10)) -> dict[str, float]:
+def link_prediction_metrics(
+    score: ScoreFn, edges: EvalEdges, ks: Sequence[int] = (1, 10)
+) -> dict[str, float]:
     """Existence (AUC, AP vs random pairs), ranking (MRR, HitRate@K vs per-query candidates) and
     direction (AUC of u -> v against v -> u over one-directional positives)."""
     pos = score(edges.pos[0], edges.pos[1])

@@ -49,7 +49,9 @@ class SymmetricGNN(nn.Module):
         return NodeEmbeddings(source=h, target=h)
 
 
-def _widths(in_channels: int, hidden_channels: int, out_channels: int, num_layers: int) -> list[tuple[int, int]]:
+def _widths(
+    in_channels: int, hidden_channels: int, out_channels: int, num_layers: int
+) -> list[tuple[int, int]]:
     dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
     return list(zip(dims[:-1], dims[1:], strict=True))
 

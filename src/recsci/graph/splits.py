@@ -53,7 +53,9 @@ def clean_edges(edge_index: Tensor) -> Tensor:
     return torch.unique(edge_index, dim=1)
 
 
-def random_non_edges(edges: EdgeSet, count: int, generator: torch.Generator, src: Tensor | None = None) -> Tensor:
+def random_non_edges(
+    edges: EdgeSet, count: int, generator: torch.Generator, src: Tensor | None = None
+) -> Tensor:
     """``count`` uniform random pairs that are neither edges nor self-loops (sources fixed when given)."""
     n = edges.num_nodes
     if src is None:
@@ -87,7 +89,11 @@ def split_links(
             "each split needs at least one edge."
         )
     perm = torch.randperm(num_edges, generator=generator)
-    val_idx, test_idx, train_idx = perm[:num_val], perm[num_val : num_val + num_test], perm[num_val + num_test :]
+    val_idx, test_idx, train_idx = (
+        perm[:num_val],
+        perm[num_val : num_val + num_test],
+        perm[num_val + num_test :],
+    )
     all_edges = EdgeSet(edge_index, num_nodes)
     return LinkSplit(
         train_pos=edge_index[:, train_idx.sort().values],
@@ -97,7 +103,9 @@ def split_links(
     )
 
 
-def _eval_edges(pos: Tensor, all_edges: EdgeSet, num_candidates: int, generator: torch.Generator) -> EvalEdges:
+def _eval_edges(
+    pos: Tensor, all_edges: EdgeSet, num_candidates: int, generator: torch.Generator
+) -> EvalEdges:
     num_pos = pos.size(1)
     neg = random_non_edges(all_edges, num_pos, generator)
     queries = pos[0].repeat_interleave(num_candidates)
