@@ -36,7 +36,7 @@ def test_every_experiment_composes_and_validates(experiment: str, tmp_path: Path
     instantiate(cfg.data)
 
 
-@pytest.mark.parametrize("group", ["model", "sampler", "callbacks", "logger", "trainer"])
+@pytest.mark.parametrize("group", ["model", "sampler", "protocol", "callbacks", "logger", "trainer"])
 def test_every_group_option_instantiates(group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

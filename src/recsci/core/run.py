@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from recsci.core.build import build
 from recsci.core.callbacks import NonFiniteLossGuard
 from recsci.core.checkpoints import resolve_checkpoint
 from recsci.core.errors import ConfigError
+from recsci.core.protocols import FitValidateTest, RunContext, RunProtocol
 from recsci.core.report_console import print_config, print_metrics_table
-from recsci.core.results import git_commit, to_float_dict, write_results
+from recsci.core.results import git_commit, write_results
 from recsci.core.seeding import seed_everything
 from recsci.core.tracking import finish_trackers, instantiate_loggers, log_run_config, record_final_metrics
 from recsci.core.validation import validate_config
@@ -50,7 +51,7 @@ def run(cfg: DictConfig) -> float | None:
     }
     write_results(output_dir, results)
     try:
-        metrics = _fit_and_test(cfg, output_dir, resolved, results)
+        metrics = _run_protocol(cfg, output_dir, resolved, results)
     except BaseException as err:
         # Record the failure beside the checkpoints (which stay as they were) so reports list the run.
         results.update(status="failed", error=f"{type(err).__name__}: {err}")
@@ -78,34 +79,39 @@ def _route_lightning_logs_to_root() -> None:
         lightning_logger.propagate = True
 
 
-def _fit_and_test(cfg: DictConfig, output_dir: Path, resolved: dict, results: dict) -> dict[str, float]:
+def _run_protocol(cfg: DictConfig, output_dir: Path, resolved: dict, results: dict) -> dict[str, float]:
     datamodule: pl.LightningDataModule = build(cfg.data)
     module: pl.LightningModule = build(cfg.model)
+    protocol: RunProtocol = build(cfg.protocol) if cfg.get("protocol") else FitValidateTest()
     loggers = instantiate_loggers(cfg.get("logger"))
-    callbacks = _instantiate_callbacks(cfg.get("callbacks"))
-    trainer: pl.Trainer = build(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(output_dir)
-    )
     log_run_config(loggers, resolved)
     ckpt_path = resolve_checkpoint(cfg.get("ckpt_path"), bool(cfg.get("resume")), output_dir)
     if ckpt_path:
         results["resumed_from"] = str(ckpt_path)
         log.info("Resuming from %s", ckpt_path)
 
-    metrics: dict[str, float] = {}
-    best_path: str | None = None
-    if cfg.get("train", True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        best_path = _best_checkpoint(trainer)
-        results.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
-        # Validation metrics of the model that will be tested (the best checkpoint when there is one).
-        for row in trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
-            metrics.update(to_float_dict(row))
-    if cfg.get("test", True):
-        test_ckpt = best_path if cfg.get("train", True) else ckpt_path
-        for row in trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False):
-            metrics.update(to_float_dict(row))
-    results["best_checkpoint"] = best_path
+    def make_trainer(**overrides: Any) -> pl.Trainer:
+        # Fresh callbacks per trainer: checkpoint and early-stopping state must not leak between fits.
+        return build(
+            cfg.trainer,
+            logger=loggers or False,
+            callbacks=_instantiate_callbacks(cfg.get("callbacks")),
+            default_root_dir=str(output_dir),
+            **overrides,
+        )
+
+    context = RunContext(
+        module=module,
+        datamodule=datamodule,
+        make_trainer=make_trainer,
+        loggers=loggers,
+        output_dir=output_dir,
+        ckpt_path=ckpt_path,
+        train=bool(cfg.get("train", True)),
+        test=bool(cfg.get("test", True)),
+    )
+    metrics = protocol(context)
+    results.update(context.record)
     record_final_metrics(loggers, metrics)
     return metrics
 
@@ -116,13 +122,6 @@ def _instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
         if node is not None and "_target_" in node:
             callbacks.append(build(node))
     return callbacks
-
-
-def _best_checkpoint(trainer: pl.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
-    if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
-        return callback.best_model_path
-    return None
 
 
 def _objective(name: str | None, metrics: dict[str, float]) -> float | None:

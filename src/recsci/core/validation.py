@@ -38,6 +38,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "data": "config group",
     "model": "config group",
     "sampler": "config group",
+    "protocol": "config group: what the run does (fit/test, streaming, ...)",
     "trainer": "config group",
     "logger": "config group",
     "callbacks": "config group",
