@@ -1,0 +1,24 @@
+"""Vectorised neighbourhood sampling on directed graphs (BLADE-style degree-adaptive fan-out).
+
+Build a :class:`DirectedCSR` once per graph, pick a :class:`FanoutSchedule`
+(:class:`UniformFanout` for the GraphSAGE ablation, :class:`DegreePowerFanout` for BLADE) and call
+:meth:`NeighborSampler.sample` or :meth:`NeighborSampler.sample_roles`; :class:`PygNeighborSampler`
+plugs the same sampler into PyG's ``NodeLoader``/``LinkLoader``.
+"""
+
+from recsci.graph.sampling.csr import Adjacency, DirectedCSR
+from recsci.graph.sampling.fanout import DegreePowerFanout, FanoutSchedule, UniformFanout, powerlaw_exponent
+from recsci.graph.sampling.neighbor import NeighborSampler, SampledSubgraph
+from recsci.graph.sampling.pyg import PygNeighborSampler
+
+__all__ = [
+    "Adjacency",
+    "DegreePowerFanout",
+    "DirectedCSR",
+    "FanoutSchedule",
+    "NeighborSampler",
+    "PygNeighborSampler",
+    "SampledSubgraph",
+    "UniformFanout",
+    "powerlaw_exponent",
+]

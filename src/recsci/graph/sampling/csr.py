@@ -1,0 +1,130 @@
+"""Compressed adjacency of a directed graph, indexed both by source (CSR) and by target (CSC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from recsci.core.errors import ConfigError
+
+Side = Literal["in", "out"]
+
+
+@dataclass(frozen=True)
+class Adjacency:
+    """One side of a :class:`DirectedCSR`: the neighbours of every node in one direction.
+
+    The neighbours of node ``v`` are ``neighbor[ptr[v]:ptr[v + 1]]`` and the ids of the edges that
+    lead to them (positions in the original ``edge_index``) are ``edge_id[ptr[v]:ptr[v + 1]]``.
+    """
+
+    ptr: Tensor  # [num_nodes + 1] long
+    neighbor: Tensor  # [num_edges] long, global node ids
+    edge_id: Tensor  # [num_edges] long, positions in the original edge_index
+    degree: Tensor  # [num_nodes] long
+
+
+@dataclass
+class DirectedCSR:
+    """A directed graph stored twice: out-neighbours (CSR, by source) and in-neighbours (CSC, by target).
+
+    Build it once per graph with :meth:`from_edge_index`. Within a node's slice neighbours keep the
+    order of the original ``edge_index`` (stable sort), so results are reproducible. Parallel edges
+    and self-loops are kept as they are: each is its own slot with its own edge id.
+
+    The object also owns a reusable global->local id buffer (``num_nodes`` longs, all ``-1`` between
+    calls) that :class:`~recsci.graph.sampling.NeighborSampler` borrows to relabel nodes without a
+    sort; it makes sampling not thread-safe on one graph object (DataLoader worker *processes* are fine,
+    each has its own copy).
+    """
+
+    num_nodes: int
+    out: Adjacency
+    inc: Adjacency
+    _local_map: Tensor | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> DirectedCSR:
+        """Build both adjacency sides from ``edge_index`` ([2, E], row 0 = source, row 1 = target)."""
+        _check_edge_index(edge_index, num_nodes)
+        src, dst = edge_index[0].long(), edge_index[1].long()
+        return cls(
+            num_nodes=num_nodes,
+            out=_compress(key=src, value=dst, num_nodes=num_nodes),
+            inc=_compress(key=dst, value=src, num_nodes=num_nodes),
+        )
+
+    @property
+    def num_edges(self) -> int:
+        """Number of edges (parallel edges counted separately)."""
+        return int(self.out.neighbor.numel())
+
+    @property
+    def out_degree(self) -> Tensor:
+        """Out-degree of every node, ``[num_nodes]`` long."""
+        return self.out.degree
+
+    @property
+    def in_degree(self) -> Tensor:
+        """In-degree of every node, ``[num_nodes]`` long."""
+        return self.inc.degree
+
+    @property
+    def total_degree(self) -> Tensor:
+        """In-degree plus out-degree of every node, ``[num_nodes]`` long."""
+        return self.out.degree + self.inc.degree
+
+    @property
+    def device(self) -> torch.device:
+        """Device on which the adjacency lives."""
+        return self.out.ptr.device
+
+    def side(self, side: Side) -> Adjacency:
+        """Return the out-neighbour (``"out"``) or in-neighbour (``"in"``) adjacency."""
+        if side == "out":
+            return self.out
+        if side == "in":
+            return self.inc
+        raise ConfigError(f"side must be 'in' or 'out', got {side!r}")
+
+    def to(self, device: torch.device | str) -> DirectedCSR:
+        """Return a copy on ``device`` (the relabel buffer is recreated there lazily)."""
+
+        def move(adj: Adjacency) -> Adjacency:
+            return Adjacency(*(t.to(device) for t in (adj.ptr, adj.neighbor, adj.edge_id, adj.degree)))
+
+        return DirectedCSR(num_nodes=self.num_nodes, out=move(self.out), inc=move(self.inc))
+
+    def borrow_local_map(self) -> Tensor:
+        """Return the global->local buffer (all ``-1``); callers must reset the entries they set."""
+        if self._local_map is None or self._local_map.device != self.device:
+            self._local_map = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.device)
+        return self._local_map
+
+
+def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:
+    """Reject malformed input early: a bad id would otherwise surface as an opaque index error."""
+    if num_nodes < 0:
+        raise ConfigError(f"num_nodes must be >= 0, got {num_nodes}")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ConfigError(f"edge_index must have shape [2, E], got {tuple(edge_index.shape)}")
+    if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
+        raise ConfigError(f"edge_index must hold integer node ids, got dtype {edge_index.dtype}")
+    if edge_index.numel() > 0:
+        lo, hi = int(edge_index.min()), int(edge_index.max())
+        if lo < 0 or hi >= num_nodes:
+            raise ConfigError(
+                f"edge_index ids must lie in [0, num_nodes={num_nodes}), got range [{lo}, {hi}]"
+            )
+
+
+def _compress(key: Tensor, value: Tensor, num_nodes: int) -> Adjacency:
+    """Group ``value`` by ``key`` with a stable sort so each node's slice keeps the input edge order."""
+    key_sorted, perm = torch.sort(key, stable=True)
+    degree = torch.bincount(key_sorted, minlength=num_nodes)
+    ptr = torch.zeros(num_nodes + 1, dtype=torch.long, device=key.device)
+    torch.cumsum(degree, dim=0, out=ptr[1:])
+    return Adjacency(ptr=ptr, neighbor=value[perm], edge_id=perm, degree=degree)

@@ -1,0 +1,466 @@
+"""Tests for the vectorised directed neighbourhood sampler (recsci.graph.sampling)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections import Counter, deque
+
+import numpy as np
+import pydantic
+import pytest
+import torch
+from scipy.stats import chi2
+from torch_geometric.data import Data
+from torch_geometric.loader import LinkLoader, NodeLoader
+from torch_geometric.nn import SAGEConv
+from torch_geometric.sampler import NegativeSampling
+
+from recsci.graph.sampling import (
+    DegreePowerFanout,
+    DirectedCSR,
+    NeighborSampler,
+    PygNeighborSampler,
+    SampledSubgraph,
+    UniformFanout,
+    _ops,
+    powerlaw_exponent,
+)
+from recsci.graph.sampling._ops import SPARSE_RATIO
+
+# Chi-square tests reject at p < 1e-4; with the fixed seeds below they pass deterministically, and a
+# sampler with a real bias (e.g. always favouring the first slots) fails them by orders of magnitude.
+P_REJECT = 1e-4
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def powerlaw_graph(num_nodes: int = 300, num_edges: int = 3000, seed: int = 0) -> torch.Tensor:
+    """Directed graph with heavy-tailed in/out degrees, plus self-loops and parallel edges."""
+    g = gen(seed)
+    w_out = torch.rand(num_nodes, generator=g).pow(-1.2)  # Pareto-like weights -> hubs
+    w_in = torch.rand(num_nodes, generator=g).pow(-1.2)
+    src = torch.multinomial(w_out, num_edges, replacement=True, generator=g)
+    dst = torch.multinomial(w_in, num_edges, replacement=True, generator=g)
+    extra = torch.tensor([[5, 5, 7], [5, 9, 9]])  # a self-loop and a parallel edge 7 -> 9
+    return torch.cat([torch.stack([src, dst]), extra, extra[:, 1:]], dim=1)
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[torch.Tensor, DirectedCSR]:
+    edge_index = powerlaw_graph()
+    return edge_index, DirectedCSR.from_edge_index(edge_index, 300)
+
+
+def star_forest(num_stars: int, leaves: int) -> tuple[torch.Tensor, DirectedCSR]:
+    """``num_stars`` disjoint stars; edge ``s * leaves + j`` is leaf j -> centre s (centre ids first)."""
+    centers = torch.arange(num_stars).repeat_interleave(leaves)
+    leaf_ids = num_stars + torch.arange(num_stars * leaves)
+    edge_index = torch.stack([leaf_ids, centers])
+    return torch.arange(num_stars), DirectedCSR.from_edge_index(edge_index, num_stars * (leaves + 1))
+
+
+def check_edges_real(sub: SampledSubgraph, edge_index: torch.Tensor) -> None:
+    """Every sampled edge is the original edge its id names, in the original direction."""
+    assert sub.edge_index.shape == (2, sub.edge_ids.numel())
+    assert torch.equal(sub.nodes[sub.edge_index], edge_index[:, sub.edge_ids])
+
+
+# ----------------------------------------------------------------------------------------------- CSR
+
+
+def test_csr_matches_edge_index(graph: tuple[torch.Tensor, DirectedCSR]) -> None:
+    edge_index, csr = graph
+    assert csr.num_edges == edge_index.size(1)
+    assert torch.equal(csr.out_degree, torch.bincount(edge_index[0], minlength=300))
+    assert torch.equal(csr.in_degree, torch.bincount(edge_index[1], minlength=300))
+    for v in (0, 5, 7, 9, 123):
+        out = csr.out
+        s, e = out.ptr[v], out.ptr[v + 1]
+        assert torch.equal(edge_index[0, out.edge_id[s:e]], torch.full((int(e - s),), v))
+        assert torch.equal(edge_index[1, out.edge_id[s:e]], out.neighbor[s:e])
+        inc = csr.inc
+        s, e = inc.ptr[v], inc.ptr[v + 1]
+        assert torch.equal(edge_index[1, inc.edge_id[s:e]], torch.full((int(e - s),), v))
+        assert torch.equal(edge_index[0, inc.edge_id[s:e]], inc.neighbor[s:e])
+
+
+# ------------------------------------------------------------------------------ edges and directions
+
+
+@pytest.mark.parametrize("direction", ["in", "out", "both"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_sampled_edges_exist_with_original_direction(graph, direction: str, replace: bool) -> None:
+    edge_index, csr = graph
+    sampler = NeighborSampler(DegreePowerFanout(c=8, gamma=-0.5, k_min=1, k_max=6), 3, direction, replace)
+    sub = sampler.sample(csr, torch.tensor([3, 1, 4, 1, 5]), gen())
+    check_edges_real(sub, edge_index)
+    assert sub.num_edges > 0
+    assert sub.num_seeds == 4 and torch.equal(sub.nodes[:4], torch.tensor([3, 1, 4, 5]))
+    assert sub.nodes.unique().numel() == sub.num_nodes  # no node twice
+    hop_src, hop_dst = sub.hop_of_node[sub.edge_index[0]], sub.hop_of_node[sub.edge_index[1]]
+    if direction == "in":  # edge u -> v found while expanding v: v is the older endpoint
+        assert bool((hop_src <= hop_dst + 1).all())
+    if direction == "out":
+        assert bool((hop_dst <= hop_src + 1).all())
+    if not replace:
+        assert sub.edge_ids.unique().numel() == sub.num_edges
+
+
+def test_in_direction_one_hop_targets_are_seeds(graph) -> None:
+    edge_index, csr = graph
+    seeds = torch.tensor([10, 20, 30])
+    sub = NeighborSampler(UniformFanout([4]), 1, "in").sample(csr, seeds, gen())
+    assert bool((sub.edge_index[1] < 3).all())  # every edge points into a seed
+    out = NeighborSampler(UniformFanout([4]), 1, "out").sample(csr, seeds, gen())
+    assert bool((out.edge_index[0] < 3).all())  # every edge leaves a seed
+
+
+# ---------------------------------------------------------------------------------- per-node counts
+
+
+@pytest.mark.parametrize("side", ["in", "out"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_per_node_count(graph, side: str, replace: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    edge_index, csr = graph
+    monkeypatch.setattr(_ops, "SPARSE_MIN_SLOTS", 0)  # force the rejection path on this small graph
+    schedule = DegreePowerFanout(c=12, gamma=-0.5, k_min=2, k_max=9)
+    seeds = torch.randperm(300, generator=gen(1))
+    sub = NeighborSampler(schedule, 1, side, replace).sample(csr, seeds, gen(2))
+    deg = csr.side(side).degree[seeds]
+    k = schedule(0, deg)
+    # All three without-replacement paths must be exercised: take-all, sorted, rejection.
+    assert bool((k >= deg).any()) and bool(((k < deg) & (deg <= SPARSE_RATIO * k)).any())
+    assert bool((deg > SPARSE_RATIO * k).any())
+    center = sub.edge_index[1] if side == "in" else sub.edge_index[0]
+    counts = torch.bincount(center, minlength=300)  # seeds are local ids 0..299 in seed order
+    expected = torch.minimum(k, deg) if not replace else torch.where(deg > 0, k, 0)
+    assert torch.equal(counts, expected)
+    if not replace:  # distinct neighbour slots per node
+        assert sub.edge_ids.unique().numel() == sub.num_edges
+
+
+@pytest.mark.parametrize(("factor", "rounds"), [(0.01, 1), (0.5, 4)], ids=["fallback-to-sort", "retries"])
+def test_rejection_retries_and_fallback_stay_exact(
+    factor: float, rounds: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Force rejection rounds to fail (too few draws): retries, then the sort fallback, must still be exact."""
+    monkeypatch.setattr(_ops, "_FIRST_FACTOR", factor)
+    monkeypatch.setattr(_ops, "_MAX_REJECTION_ROUNDS", rounds)
+    seeds, csr = star_forest(num_stars=2000, leaves=30)
+    sub = NeighborSampler(UniformFanout([5]), 1, "in").sample(csr, seeds, gen(5))
+    assert torch.equal(torch.bincount(sub.edge_index[1], minlength=2000), torch.full((2000,), 5))
+    assert sub.edge_ids.unique().numel() == sub.num_edges
+    assert chi_square_uniform(np.bincount((sub.edge_ids % 30).numpy(), minlength=30)) > P_REJECT
+
+
+def test_replacement_keeps_duplicates_and_covers_low_degree() -> None:
+    seeds, csr = star_forest(num_stars=50, leaves=2)
+    sub = NeighborSampler(UniformFanout([6]), 1, "in", replace=True).sample(csr, seeds, gen())
+    assert sub.num_edges == 50 * 6  # 6 draws from 2 leaves: duplicates are kept
+    assert sub.edge_ids.unique().numel() <= 100
+
+
+# ------------------------------------------------------------------------------------------ uniform
+
+
+def chi_square_uniform(counts: np.ndarray) -> float:
+    """p-value of a chi-square goodness-of-fit test against equal cell probabilities."""
+    expected = counts.sum() / counts.size
+    stat = float(((counts - expected) ** 2 / expected).sum())
+    return float(chi2.sf(stat, counts.size - 1))
+
+
+@pytest.mark.parametrize(
+    ("leaves", "k", "replace"),
+    [(20, 6, False), (40, 3, False), (7, 3, True), (10, 9, False)],
+    ids=["sorted-path", "rejection-path", "with-replacement", "nearly-all"],
+)
+def test_uniform_over_leaves(leaves: int, k: int, replace: bool) -> None:
+    seeds, csr = star_forest(num_stars=3000, leaves=leaves)
+    sub = NeighborSampler(UniformFanout([k]), 1, "in", replace).sample(csr, seeds, gen(7))
+    counts = np.bincount((sub.edge_ids % leaves).numpy(), minlength=leaves)
+    assert counts.sum() == 3000 * k
+    assert chi_square_uniform(counts) > P_REJECT
+
+
+@pytest.mark.parametrize(("leaves", "k"), [(5, 2), (9, 2)], ids=["sorted-path", "rejection-path"])
+def test_uniform_over_subsets(leaves: int, k: int) -> None:
+    """Each 2-subset of a node's neighbours is equally likely (not only each neighbour)."""
+    seeds, csr = star_forest(num_stars=8000, leaves=leaves)
+    sub = NeighborSampler(UniformFanout([k]), 1, "in").sample(csr, seeds, gen(11))
+    pos = (sub.edge_ids % leaves).numpy()
+    star = (sub.edge_ids // leaves).numpy()
+    pairs: dict[int, list[int]] = {}
+    for s, p in zip(star.tolist(), pos.tolist(), strict=True):
+        pairs.setdefault(s, []).append(p)
+    counts = Counter(tuple(sorted(v)) for v in pairs.values())
+    assert all(len(v) == 2 and v[0] != v[1] for v in pairs.values())
+    assert len(counts) == math.comb(leaves, 2)
+    assert chi_square_uniform(np.array(list(counts.values()))) > P_REJECT
+
+
+def test_uniformity_test_detects_bias() -> None:
+    """Guard the guard: the chi-square check above rejects a sampler biased towards low slots."""
+    rng = np.random.default_rng(0)
+    biased = rng.choice(20, size=3000 * 6, p=np.linspace(1.2, 0.8, 20) / 20.0)
+    assert chi_square_uniform(np.bincount(biased, minlength=20)) < P_REJECT
+
+
+# ---------------------------------------------------------------------------------- reproducibility
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_reproducible_with_generator(graph, replace: bool) -> None:
+    _, csr = graph
+    sampler = NeighborSampler(UniformFanout([5, 3]), 2, "both", replace)
+    seeds = torch.arange(0, 300, 7)
+    a, b = sampler.sample(csr, seeds, gen(42)), sampler.sample(csr, seeds, gen(42))
+    c = sampler.sample(csr, seeds, gen(43))
+    assert torch.equal(a.nodes, b.nodes) and torch.equal(a.edge_ids, b.edge_ids)
+    assert torch.equal(a.edge_index, b.edge_index)
+    assert not torch.equal(a.edge_ids.sort().values, c.edge_ids.sort().values)
+
+
+def test_relabel_buffer_is_reset(graph) -> None:
+    _, csr = graph
+    NeighborSampler(UniformFanout([5, 5]), 2).sample(csr, torch.tensor([1, 2, 3]), gen())
+    assert bool((csr.borrow_local_map() == -1).all())
+
+
+# --------------------------------------------------------------------------------- multi-hop frontier
+
+
+def bfs(edge_index: torch.Tensor, seeds: list[int], hops: int, direction: str) -> dict[int, int]:
+    """Reference: hop distance of every node within ``hops`` steps, in the sampled direction(s)."""
+    nbrs: dict[int, list[int]] = {}
+    for s, d in edge_index.t().tolist():
+        if direction in ("out", "both"):
+            nbrs.setdefault(s, []).append(d)
+        if direction in ("in", "both"):
+            nbrs.setdefault(d, []).append(s)
+    dist = {s: 0 for s in seeds}
+    queue = deque(seeds)
+    while queue:
+        v = queue.popleft()
+        if dist[v] == hops:
+            continue
+        for u in nbrs.get(v, []):
+            if u not in dist:
+                dist[u] = dist[v] + 1
+                queue.append(u)
+    return dist
+
+
+@pytest.mark.parametrize("direction", ["in", "out", "both"])
+def test_full_fanout_equals_bfs(graph, direction: str) -> None:
+    """With fan-outs above every degree the sample is the exact k-hop neighbourhood, each node once."""
+    edge_index, csr = graph
+    seeds = [17, 4, 250]
+    sub = NeighborSampler(UniformFanout([10_000] * 3), 3, direction).sample(csr, torch.tensor(seeds), gen())
+    dist = bfs(edge_index, seeds, 3, direction)
+    assert dict(zip(sub.nodes.tolist(), sub.hop_of_node.tolist(), strict=True)) == dist
+    assert sub.num_sampled_nodes == [sum(1 for h in dist.values() if h == i) for i in range(4)]
+    assert bool((sub.hop_of_node[1:] >= sub.hop_of_node[:-1]).all())  # nodes ordered hop by hop
+    # Exactly the edges of nodes expanded at hops 0..2 (hop < 3), each once.
+    expanded = {v for v, h in dist.items() if h < 3}
+    src, dst = edge_index.tolist()
+    want = {
+        e
+        for e, (s, d) in enumerate(zip(src, dst, strict=True))
+        if (direction in ("out", "both") and s in expanded) or (direction in ("in", "both") and d in expanded)
+    }
+    assert sorted(sub.edge_ids.tolist()) == sorted(want)
+    assert sum(sub.num_sampled_edges) == sub.num_edges
+
+
+def test_frontier_not_reexpanded() -> None:
+    """A cycle 0 -> 1 -> 2 -> 0: after reaching 1 and 2, hop 2 must not expand 0 again."""
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    csr = DirectedCSR.from_edge_index(edge_index, 3)
+    sub = NeighborSampler(UniformFanout([5] * 4), 4, "out").sample(csr, torch.tensor([0]), gen())
+    assert sub.nodes.tolist() == [0, 1, 2] and sub.hop_of_node.tolist() == [0, 1, 2]
+    assert sorted(sub.edge_ids.tolist()) == [0, 1, 2]  # edge 2 -> 0 links back; nothing repeats
+    assert sub.num_sampled_edges == [1, 1, 1, 0]
+
+
+def test_sample_roles_separates_out_and_in(graph) -> None:
+    edge_index, csr = graph
+    seeds = torch.tensor([9, 5, 7])
+    out_sub, in_sub = NeighborSampler(UniformFanout([3, 2]), 2).sample_roles(csr, seeds, gen())
+    for sub in (out_sub, in_sub):
+        check_edges_real(sub, edge_index)
+        assert torch.equal(sub.nodes[:3], seeds)
+    assert bool(
+        (out_sub.hop_of_node[out_sub.edge_index[1]] <= out_sub.hop_of_node[out_sub.edge_index[0]] + 1).all()
+    )
+    hop0_in = in_sub.edge_index[:, : in_sub.num_sampled_edges[0]]
+    assert bool((hop0_in[1] < 3).all())
+
+
+def test_empty_and_isolated_seeds(graph) -> None:
+    _, csr = graph
+    sampler = NeighborSampler(UniformFanout([3, 3]), 2)
+    empty = sampler.sample(csr, torch.tensor([], dtype=torch.long), gen())
+    assert empty.num_nodes == 0 and empty.num_edges == 0
+    lonely = DirectedCSR.from_edge_index(torch.tensor([[0], [1]]), 3)
+    sub = sampler.sample(lonely, torch.tensor([2]), gen())
+    assert sub.nodes.tolist() == [2] and sub.num_edges == 0
+
+
+# -------------------------------------------------------------------------------------- schedules
+
+
+def test_degree_power_fanout_larger_for_low_degree_and_clipped() -> None:
+    schedule = DegreePowerFanout(c=10, gamma=-0.5, k_min=2, k_max=8)
+    degree = torch.tensor([0, 1, 4, 16, 25, 100, 10_000])
+    k = schedule(0, degree)
+    assert k.tolist() == [8, 8, 5, 3, 2, 2, 2]  # 10/sqrt(d): 10 -> 8 (clip), 5, 2.5 -> 3, 2, 1 -> 2 (clip)
+    assert bool((k[1:] <= k[:-1]).all())
+    assert (
+        DegreePowerFanout(c=10, gamma=-0.5, k_min=1, k_max=8, hop_decay=0.5)(1, torch.tensor([4])).item() == 3
+    )
+    growing = DegreePowerFanout(c=1, gamma=0.5, k_min=1, k_max=50)(0, torch.tensor([1, 100, 10_000]))
+    assert growing.tolist() == [1, 10, 50]
+
+
+def test_degree_switch(graph) -> None:
+    _, csr = graph
+    nodes = torch.arange(300)
+    for which, want in [("in", csr.in_degree), ("out", csr.out_degree), ("total", csr.total_degree)]:
+        schedule = DegreePowerFanout(degree=which)
+        assert torch.equal(schedule.degree_of(csr, nodes, "out"), want)
+    assert torch.equal(DegreePowerFanout().degree_of(csr, nodes, "in"), csr.in_degree)
+
+
+def test_uniform_fanout_per_hop() -> None:
+    schedule = UniformFanout([7, 2])
+    assert schedule(0, torch.tensor([1, 50])).tolist() == [7, 7]
+    assert schedule(1, torch.tensor([3])).tolist() == [2]
+
+
+def test_powerlaw_exponent_known_and_sampled() -> None:
+    assert powerlaw_exponent(torch.tensor([1, 2, 4])) == pytest.approx(1 + 1 / math.log(2))
+    rng = np.random.default_rng(3)
+    pareto = (1.0 - rng.random(200_000)) ** (-1 / 1.5)  # continuous power law, alpha = 2.5, x_min = 1
+    assert powerlaw_exponent(torch.from_numpy(pareto)) == pytest.approx(2.5, abs=0.02)
+    zeta = torch.from_numpy(rng.zipf(2.5, size=1_000_000))  # discrete power law, alpha = 2.5
+    assert powerlaw_exponent(zeta, d_min=10, discrete_correction=True) == pytest.approx(2.5, abs=0.05)
+    assert abs(powerlaw_exponent(zeta, d_min=10) - 2.5) > 0.05  # the correction matters at small d_min
+
+
+# --------------------------------------------------------------------------------------------- PyG
+
+
+def pyg_data() -> Data:
+    edge_index = powerlaw_graph(num_nodes=120, num_edges=900, seed=5)
+    return Data(
+        x=torch.arange(120, dtype=torch.float).view(-1, 1),
+        edge_index=edge_index,
+        edge_attr=torch.arange(edge_index.size(1), dtype=torch.float).view(-1, 1),
+        num_nodes=120,
+    )
+
+
+def test_pyg_node_loader() -> None:
+    data = pyg_data()
+    sampler = NeighborSampler(DegreePowerFanout(c=6, gamma=-0.5, k_min=1, k_max=5), 2, "in")
+    loader = NodeLoader(
+        data, PygNeighborSampler(data, sampler, gen()), input_nodes=torch.arange(120), batch_size=32
+    )
+    conv, seen = SAGEConv(1, 4), []
+    for batch in loader:
+        seeds = batch.n_id[: batch.batch_size]
+        seen.append(seeds)
+        assert torch.equal(batch.x[:, 0], batch.n_id.float())
+        assert torch.equal(batch.edge_attr[:, 0], batch.e_id.float())
+        assert torch.equal(batch.n_id[batch.edge_index], data.edge_index[:, batch.e_id])
+        assert conv(batch.x, batch.edge_index).shape == (batch.num_nodes, 4)
+    assert torch.equal(torch.cat(seen), torch.arange(120))
+
+
+def test_pyg_link_loader_with_negatives() -> None:
+    data = pyg_data()
+    sampler = NeighborSampler(UniformFanout([3]), 1, "both")
+    label_index = data.edge_index[:, :40]
+    loader = LinkLoader(
+        data,
+        PygNeighborSampler(data, sampler, gen()),
+        edge_label_index=label_index,
+        neg_sampling=NegativeSampling("binary"),
+        batch_size=20,
+    )
+    batch = next(iter(loader))
+    assert batch.edge_label_index.shape == (2, 40) and batch.edge_label.tolist() == [1.0] * 20 + [0.0] * 20
+    assert torch.equal(batch.n_id[batch.edge_label_index[:, :20]], label_index[:, :20])
+    assert torch.equal(batch.n_id[batch.edge_index], data.edge_index[:, batch.e_id])
+
+
+def test_pyg_rejects_repeated_seeds() -> None:
+    data = pyg_data()
+    loader = NodeLoader(
+        data,
+        PygNeighborSampler(data, NeighborSampler(UniformFanout([2]), 1)),
+        input_nodes=torch.tensor([1, 1]),
+        batch_size=2,
+    )
+    with pytest.raises(ValueError, match="distinct"):
+        next(iter(loader))
+
+
+# -------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: UniformFanout([]), "fanouts"),
+        (lambda: UniformFanout([3, 0]), r"fanouts\[1\]"),
+        (lambda: DegreePowerFanout(k_min=0), "k_min"),
+        (lambda: DegreePowerFanout(k_max=0), "k_max"),
+        (lambda: DegreePowerFanout(k_min=5, k_max=4), "k_min"),
+        (lambda: DegreePowerFanout(c=0), "c must"),
+        (lambda: DegreePowerFanout(gamma=float("nan")), "gamma"),
+        (lambda: DegreePowerFanout(hop_decay=0), "hop_decay"),
+        (lambda: DegreePowerFanout(hop_decay=1.5), "hop_decay"),
+        (lambda: DegreePowerFanout(degree="both"), "degree"),
+        (lambda: NeighborSampler(UniformFanout([2]), 0), "num_hops"),
+        (lambda: NeighborSampler(UniformFanout([2]), 2), "num_hops"),
+        (lambda: NeighborSampler(UniformFanout([2]), 1, "sideways"), "direction"),
+        (lambda: NeighborSampler(UniformFanout([2]), 1, sparse_ratio=1.0), "sparse_ratio"),
+        (lambda: powerlaw_exponent(torch.tensor([1, 2]), d_min=0), "d_min"),
+        (lambda: DirectedCSR.from_edge_index(torch.tensor([[0, 3]]), 3), "edge_index"),
+        (lambda: DirectedCSR.from_edge_index(torch.tensor([[0], [3]]), 3), "edge_index"),
+    ],
+)
+def test_bad_parameters_raise_naming_them(make, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        make()
+
+
+def test_bad_seeds_raise(graph) -> None:
+    _, csr = graph
+    sampler = NeighborSampler(UniformFanout([2]), 1)
+    with pytest.raises(ValueError, match="seeds"):
+        sampler.sample(csr, torch.tensor([0, 300]))
+    with pytest.raises(ValueError, match="seeds"):
+        sampler.sample(csr, torch.tensor([0.0]))
+
+
+def test_annotations_are_pydantic_checkable() -> None:
+    """The core validates configs against __init__ signatures; the constraints must be visible there."""
+    params = inspect.signature(DegreePowerFanout.__init__).parameters
+    fields = {n: (p.annotation, p.default) for n, p in params.items() if n != "self"}
+    model = pydantic.create_model("DegreePowerFanoutConfig", **fields)
+    model(k_min=2, k_max=3)
+    for bad in ({"k_min": 0}, {"c": -1.0}, {"hop_decay": 2.0}, {"degree": "both"}):
+        with pytest.raises(pydantic.ValidationError):
+            model(**bad)
+    uniform = inspect.signature(UniformFanout.__init__).parameters["fanouts"].annotation
+    with pytest.raises(pydantic.ValidationError):
+        pydantic.TypeAdapter(uniform).validate_python([2, 0])
+    hops = inspect.signature(NeighborSampler.__init__).parameters["num_hops"].annotation
+    with pytest.raises(pydantic.ValidationError):
+        pydantic.TypeAdapter(hops).validate_python(0)
