@@ -21,6 +21,9 @@ EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of 
 class LinkPredictionModule(pl.LightningModule):
     """Trains ``decoder(encoder(x, graph))`` to score observed edges above negatives.
 
+    ``free_embedding_dim``: learn a free input vector per node instead of reading node features
+    (BLADE's non-attributed setting). Models without trainable parameters (popularity) skip training.
+
     Loss: binary cross-entropy of observed edges against random pairs, plus
     ``reverse_negative_weight`` times the cross-entropy of the reverse v -> u of one-directional
     edges as hard negatives (0 for the symmetric baselines, which cannot tell them apart anyway).
@@ -34,26 +37,42 @@ class LinkPredictionModule(pl.LightningModule):
         lr: Annotated[float, Field(gt=0.0)] = 0.01,
         weight_decay: Annotated[float, Field(ge=0.0)] = 0.0,
         reverse_negative_weight: Annotated[float, Field(ge=0.0)] = 0.0,
+        free_embedding_dim: Annotated[int, Field(ge=1)] | None = None,
         ks: tuple[int, ...] = (1, 10),
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)
         self.encoder_factory = encoder
         self.encoder: nn.Module | None = None
+        self.node_embedding: nn.Embedding | None = None
         self.decoder = decoder if decoder is not None else DotProductDecoder()
 
     def setup(self, stage: str) -> None:
-        if self.encoder is None:
-            self.encoder = self.encoder_factory(in_channels=self.trainer.datamodule.num_features)
+        if self.encoder is not None:
+            return
+        datamodule = self.trainer.datamodule
+        in_channels = datamodule.num_features
+        if self.hparams.free_embedding_dim:
+            self.node_embedding = nn.Embedding(datamodule.num_nodes, self.hparams.free_embedding_dim)
+            in_channels = self.hparams.free_embedding_dim
+        self.encoder = self.encoder_factory(in_channels=in_channels)
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+    def forward(self, x: Tensor, edge_index: Tensor, node_ids: Tensor | None = None) -> NodeEmbeddings:
+        if self.node_embedding is not None:
+            x = self.node_embedding(node_ids)
         return self.encoder(x, edge_index)
+
+    @property
+    def trainable(self) -> bool:
+        return any(p.requires_grad for p in self.parameters())
 
     def score(self, embeddings: NodeEmbeddings, pairs: Tensor) -> Tensor:
         return self.decoder(embeddings, pairs[0], pairs[1])
 
-    def training_step(self, batch: LinkBatch, batch_idx: int) -> Tensor:
-        embeddings = self(batch.x, batch.edge_index)
+    def training_step(self, batch: LinkBatch, batch_idx: int) -> Tensor | None:
+        if not self.trainable:
+            return None  # non-learned baselines: nothing to fit
+        embeddings = self(batch.x, batch.edge_index, batch.node_ids)
         pos, neg = self.score(embeddings, batch.pos), self.score(embeddings, batch.neg)
         loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + binary_cross_entropy_with_logits(
             neg, torch.zeros_like(neg)
@@ -73,11 +92,13 @@ class LinkPredictionModule(pl.LightningModule):
         self._evaluate(batch, "test")
 
     def _evaluate(self, batch: EvalBatch, split: str) -> None:
-        embeddings = self(batch.x, batch.edge_index)
+        embeddings = self(batch.x, batch.edge_index, batch.node_ids)
         metrics = link_prediction_metrics(
             lambda src, dst: self.decoder(embeddings, src, dst), batch.edges, self.hparams.ks
         )
         self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, prog_bar=split == "val", batch_size=1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | None:
+        if not self.trainable:
+            return None
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

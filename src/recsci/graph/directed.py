@@ -1,0 +1,154 @@
+"""Dual-embedding encoders for directed graphs: BLADE and DiGAE.
+
+Every node v has a source-role embedding s_v (v as the query, the tail of v -> w) and a
+target-role embedding t_v (v as the recommendation, the head of u -> v). With orientation
+``"out_to_source"`` (BLADE's, the default) one layer computes
+
+    s_u' = W_s s_u + W_so * mean_{v : u -> v} t_v      (u's out-neighbours, in their target role)
+    t_v' = W_t t_v + W_ti * mean_{u : u -> v} s_u      (v's in-neighbours, in their source role)
+
+so "phone -> case" makes the phone's source embedding look like the case's target embedding and
+not the reverse. ``"in_to_source"`` swaps the neighbourhoods (s_u from in-neighbours, t_v from
+out-neighbours), the convention of some public re-implementations; both are tested.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import degree
+
+from recsci.graph.models import NodeEmbeddings, _widths
+
+PositiveInt = Annotated[int, Field(ge=1)]
+DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)]
+Orientation = Literal["out_to_source", "in_to_source"]
+
+
+class NeighbourMean(MessagePassing):
+    """mean_{j -> i} x_j: the plain neighbourhood mean along the given edge direction."""
+
+    def __init__(self) -> None:
+        super().__init__(aggr="mean")
+
+    def forward(self, x: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
+        return self.propagate(edge_index, x=x, size=(num_nodes, num_nodes))
+
+
+class DualRoleConv(nn.Module):
+    """One BLADE layer: each role aggregates the other role of the neighbours on its own side."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, orientation: Orientation = "out_to_source"
+    ) -> None:
+        super().__init__()
+        self.orientation = orientation
+        self.source_self = nn.Linear(in_channels, out_channels)
+        self.source_neighbours = nn.Linear(in_channels, out_channels, bias=False)
+        self.target_self = nn.Linear(in_channels, out_channels)
+        self.target_neighbours = nn.Linear(in_channels, out_channels, bias=False)
+        self.mean = NeighbourMean()
+
+    def forward(self, source: Tensor, target: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+        n = source.size(0)
+        forward_edges, backward_edges = edge_index, edge_index.flip(0)
+        if self.orientation == "in_to_source":
+            forward_edges, backward_edges = backward_edges, forward_edges
+        # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
+        from_out_neighbours = self.mean(target, backward_edges, n)
+        from_in_neighbours = self.mean(source, forward_edges, n)
+        new_source = self.source_self(source) + self.source_neighbours(from_out_neighbours)
+        new_target = self.target_self(target) + self.target_neighbours(from_in_neighbours)
+        return new_source, new_target
+
+
+class BLADE(nn.Module):
+    """BLADE encoder (Virinchi & Saladi, WSDM 2023): stacked :class:`DualRoleConv` layers.
+
+    The two roles start from separate projections of the node input, so even a node with no
+    neighbours has distinct source and target embeddings. Neighbourhood sampling (degree-adaptive
+    or uniform) is the datamodule's job; the encoder runs on whatever subgraph it is given.
+    """
+
+    def __init__(
+        self,
+        in_channels: PositiveInt,
+        hidden_channels: PositiveInt = 64,
+        out_channels: PositiveInt = 64,
+        num_layers: PositiveInt = 2,
+        dropout: DropoutRate = 0.0,
+        orientation: Orientation = "out_to_source",
+    ) -> None:
+        super().__init__()
+        self.source_input = nn.Linear(in_channels, hidden_channels)
+        self.target_input = nn.Linear(in_channels, hidden_channels)
+        widths = _widths(hidden_channels, hidden_channels, out_channels, num_layers)
+        self.layers = nn.ModuleList([DualRoleConv(i, o, orientation) for i, o in widths])
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+        source, target = self.source_input(x), self.target_input(x)
+        for layer in self.layers:
+            source, target = self._activate(source), self._activate(target)
+            source, target = layer(source, target, edge_index)
+        return NodeEmbeddings(source=source, target=target)
+
+    def _activate(self, h: Tensor) -> Tensor:
+        return nn.functional.dropout(torch.relu(h), p=self.dropout, training=self.training)
+
+
+class DiGAEConv(MessagePassing):
+    """DiGAE's propagation (Kollias et al., 2022): x_i' = sum_{j -> i} d_out(j)^-a d_in(i)^-b x_j W."""
+
+    def __init__(self, in_channels: int, out_channels: int, alpha: float, beta: float) -> None:
+        super().__init__(aggr="add")
+        self.linear = nn.Linear(in_channels, out_channels)
+        self.alpha, self.beta = alpha, beta
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        n = x.size(0)
+        src, dst = edge_index
+        out_deg = degree(src, n).clamp_min(1)
+        in_deg = degree(dst, n).clamp_min(1)
+        weight = out_deg[src].pow(-self.alpha) * in_deg[dst].pow(-self.beta)
+        return self.propagate(edge_index, x=self.linear(x), weight=weight, size=(n, n))
+
+    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
+        return weight.unsqueeze(-1) * x_j
+
+
+class DiGAE(nn.Module):
+    """DiGAE encoder: s = Â t W_s and t = Âᵀ s W_t alternately, full graph, no self term, no sampling."""
+
+    def __init__(
+        self,
+        in_channels: PositiveInt,
+        hidden_channels: PositiveInt = 64,
+        out_channels: PositiveInt = 64,
+        num_layers: PositiveInt = 2,
+        alpha: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5,
+        beta: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5,
+        dropout: DropoutRate = 0.0,
+    ) -> None:
+        super().__init__()
+        widths = _widths(in_channels, hidden_channels, out_channels, num_layers)
+        # Source of u gathers targets of its out-neighbours (messages v -> u on the flipped graph).
+        self.source_layers = nn.ModuleList([DiGAEConv(i, o, beta, alpha) for i, o in widths])
+        self.target_layers = nn.ModuleList([DiGAEConv(i, o, alpha, beta) for i, o in widths])
+        self.dropout = dropout
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+        source, target = x, x
+        flipped = edge_index.flip(0)
+        for depth, (source_layer, target_layer) in enumerate(
+            zip(self.source_layers, self.target_layers, strict=True)
+        ):
+            source, target = source_layer(target, flipped), target_layer(source, edge_index)
+            if depth < len(self.source_layers) - 1:
+                source = nn.functional.dropout(torch.relu(source), p=self.dropout, training=self.training)
+                target = nn.functional.dropout(torch.relu(target), p=self.dropout, training=self.training)
+        return NodeEmbeddings(source=source, target=target)
