@@ -464,3 +464,56 @@ def test_annotations_are_pydantic_checkable() -> None:
     hops = inspect.signature(NeighborSampler.__init__).parameters["num_hops"].annotation
     with pytest.raises(pydantic.ValidationError):
         pydantic.TypeAdapter(hops).validate_python(0)
+
+
+# --- random-walk fill (BLADE: small neighbourhoods topped up from further hops) ---------------------
+
+
+def _walk_graph() -> DirectedCSR:
+    # Phones 0, 1 -> cases 2, 3; phone 1 also -> protector 4. Phone 0's only out-neighbour is 2.
+    edges = torch.tensor([[0, 1, 1, 1], [2, 2, 3, 4]])
+    return DirectedCSR.from_edge_index(edges, 5)
+
+
+def test_walk_fill_reaches_targets_of_similar_sources() -> None:
+    from recsci.graph.sampling import WalkFill
+
+    graph = _walk_graph()
+    fill = WalkFill(walk_length=3, walks_per_slot=50)
+    row, neighbour, weight = fill.fill(
+        graph, torch.tensor([0]), "out", torch.tensor([3]), torch.Generator().manual_seed(0)
+    )
+    # Walk 0 -> 2 <- 1 -> {2, 3, 4}: the new targets are 3 and 4 (2 is already a direct neighbour).
+    assert sorted(neighbour.tolist()) == [3, 4]
+    assert row.tolist() == [0, 0]
+    assert torch.all(weight > 0) and float(weight.sum()) <= 1.0 + 1e-6
+
+
+def test_walk_fill_only_for_nodes_short_of_budget() -> None:
+    from recsci.graph.sampling import WalkFill
+
+    graph = _walk_graph()
+    row, _, _ = WalkFill().fill(
+        graph, torch.tensor([0, 1]), "out", torch.tensor([1, 3]), torch.Generator().manual_seed(0)
+    )
+    assert row.numel() == 0  # node 0 has 1 >= 1 neighbour, node 1 has 3 >= 3
+
+
+def test_sampler_with_walk_fill_marks_virtual_edges() -> None:
+    from recsci.graph.sampling import NeighborSampler, UniformFanout, WalkFill
+
+    graph = _walk_graph()
+    sampler = NeighborSampler(UniformFanout([3]), num_hops=1, direction="out", walk_fill=WalkFill(3, 20))
+    sub = sampler.sample(graph, torch.tensor([0]), torch.Generator().manual_seed(0))
+    virtual = sub.edge_ids < 0
+    assert int((~virtual).sum()) == 1 and int(virtual.sum()) == 2
+    assert torch.all(sub.edge_weight[~virtual] == 1) and torch.all(sub.edge_weight[virtual] < 1)
+    src, dst = sub.nodes[sub.edge_index]
+    assert torch.all(src == 0)  # out side: virtual edges point from the query to the reached targets
+
+
+def test_walk_fill_rejects_even_lengths() -> None:
+    from recsci.graph.sampling import WalkFill
+
+    with pytest.raises(ValueError, match="walk_length must be an odd integer"):
+        WalkFill(walk_length=2)

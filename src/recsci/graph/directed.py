@@ -30,13 +30,27 @@ Orientation = Literal["out_to_source", "in_to_source"]
 
 
 class NeighbourMean(MessagePassing):
-    """mean_{j -> i} x_j: the plain neighbourhood mean along the given edge direction."""
+    """sum_{j -> i} w_ji x_j / sum_{j -> i} w_ji: the (weighted) neighbourhood mean along the edges.
+
+    Weights are 1 for real edges and the visit share for walk-filled virtual neighbours.
+    """
 
     def __init__(self) -> None:
-        super().__init__(aggr="mean")
+        super().__init__(aggr="add")
 
-    def forward(self, x: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
-        return self.propagate(edge_index, x=x, size=(num_nodes, num_nodes))
+    def forward(
+        self, x: Tensor, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None
+    ) -> Tensor:
+        if edge_weight is None:
+            edge_weight = torch.ones(edge_index.size(1), device=x.device, dtype=x.dtype)
+        total = self.propagate(edge_index, x=x, weight=edge_weight, size=(num_nodes, num_nodes))
+        norm = torch.zeros(num_nodes, device=x.device, dtype=x.dtype).index_add_(
+            0, edge_index[1], edge_weight
+        )
+        return total / norm.clamp_min(1e-12).unsqueeze(-1)
+
+    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
+        return weight.unsqueeze(-1) * x_j
 
 
 class DualRoleConv(nn.Module):
@@ -53,14 +67,16 @@ class DualRoleConv(nn.Module):
         self.target_neighbours = nn.Linear(in_channels, out_channels, bias=False)
         self.mean = NeighbourMean()
 
-    def forward(self, source: Tensor, target: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, source: Tensor, target: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         n = source.size(0)
         forward_edges, backward_edges = edge_index, edge_index.flip(0)
         if self.orientation == "in_to_source":
             forward_edges, backward_edges = backward_edges, forward_edges
         # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
-        from_out_neighbours = self.mean(target, backward_edges, n)
-        from_in_neighbours = self.mean(source, forward_edges, n)
+        from_out_neighbours = self.mean(target, backward_edges, n, edge_weight)
+        from_in_neighbours = self.mean(source, forward_edges, n, edge_weight)
         new_source = self.source_self(source) + self.source_neighbours(from_out_neighbours)
         new_target = self.target_self(target) + self.target_neighbours(from_in_neighbours)
         return new_source, new_target
@@ -90,11 +106,11 @@ class BLADE(nn.Module):
         self.layers = nn.ModuleList([DualRoleConv(i, o, orientation) for i, o in widths])
         self.dropout = dropout
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> NodeEmbeddings:
         source, target = self.source_input(x), self.target_input(x)
         for layer in self.layers:
             source, target = self._activate(source), self._activate(target)
-            source, target = layer(source, target, edge_index)
+            source, target = layer(source, target, edge_index, edge_weight)
         return NodeEmbeddings(source=source, target=target)
 
     def _activate(self, h: Tensor) -> Tensor:

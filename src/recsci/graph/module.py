@@ -57,10 +57,15 @@ class LinkPredictionModule(pl.LightningModule):
             in_channels = self.hparams.free_embedding_dim
         self.encoder = self.encoder_factory(in_channels=in_channels)
 
-    def forward(self, x: Tensor, edge_index: Tensor, node_ids: Tensor | None = None) -> NodeEmbeddings:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, node_ids: Tensor | None = None, edge_weight: Tensor | None = None
+    ) -> NodeEmbeddings:
         if self.node_embedding is not None:
             x = self.node_embedding(node_ids)
-        return self.encoder(x, edge_index)
+        if edge_weight is None:
+            return self.encoder(x, edge_index)
+        # Only encoders that weight messages (BLADE) accept edge weights from walk-filled neighbourhoods.
+        return self.encoder(x, edge_index, edge_weight)
 
     @property
     def trainable(self) -> bool:
@@ -72,7 +77,7 @@ class LinkPredictionModule(pl.LightningModule):
     def training_step(self, batch: LinkBatch, batch_idx: int) -> Tensor | None:
         if not self.trainable:
             return None  # non-learned baselines: nothing to fit
-        embeddings = self(batch.x, batch.edge_index, batch.node_ids)
+        embeddings = self(batch.x, batch.edge_index, batch.node_ids, batch.edge_weight)
         pos, neg = self.score(embeddings, batch.pos), self.score(embeddings, batch.neg)
         loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + binary_cross_entropy_with_logits(
             neg, torch.zeros_like(neg)

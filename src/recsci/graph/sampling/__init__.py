@@ -10,6 +10,7 @@ from recsci.graph.sampling.csr import Adjacency, DirectedCSR
 from recsci.graph.sampling.fanout import DegreePowerFanout, FanoutSchedule, UniformFanout, powerlaw_exponent
 from recsci.graph.sampling.neighbor import NeighborSampler, SampledSubgraph
 from recsci.graph.sampling.pyg import PygNeighborSampler
+from recsci.graph.sampling.walks import WalkFill
 
 __all__ = [
     "Adjacency",
@@ -20,5 +21,6 @@ __all__ = [
     "PygNeighborSampler",
     "SampledSubgraph",
     "UniformFanout",
+    "WalkFill",
     "powerlaw_exponent",
 ]

@@ -45,6 +45,7 @@ class DirectedCSR:
     out: Adjacency
     inc: Adjacency
     _local_map: Tensor | None = field(default=None, repr=False)
+    _edge_keys: Tensor | None = field(default=None, repr=False)
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> DirectedCSR:
@@ -97,6 +98,20 @@ class DirectedCSR:
             return Adjacency(*(t.to(device) for t in (adj.ptr, adj.neighbor, adj.edge_id, adj.degree)))
 
         return DirectedCSR(num_nodes=self.num_nodes, out=move(self.out), inc=move(self.inc))
+
+    def has_edges(self, src: Tensor, dst: Tensor) -> Tensor:
+        """Whether each ``src[i] -> dst[i]`` is an edge (binary search in sorted ``src * n + dst`` keys)."""
+        if self._edge_keys is None:
+            # Built on first use only: plain sampling never needs it.
+            sources = torch.repeat_interleave(
+                torch.arange(self.num_nodes, device=self.device), self.out.degree
+            )
+            self._edge_keys = torch.sort(sources * self.num_nodes + self.out.neighbor).values
+        keys = src * self.num_nodes + dst
+        if self._edge_keys.numel() == 0:
+            return torch.zeros_like(keys, dtype=torch.bool)
+        position = torch.searchsorted(self._edge_keys, keys).clamp_max(self._edge_keys.numel() - 1)
+        return self._edge_keys[position] == keys
 
     def borrow_local_map(self) -> Tensor:
         """Return the global->local buffer (all ``-1``); callers must reset the entries they set."""

@@ -14,6 +14,7 @@ from recsci.core.errors import ConfigError
 from recsci.graph.sampling import _ops
 from recsci.graph.sampling.csr import DirectedCSR, Side
 from recsci.graph.sampling.fanout import FanoutSchedule, PositiveInt
+from recsci.graph.sampling.walks import WalkFill
 
 Direction = Literal["in", "out", "both"]
 
@@ -27,7 +28,9 @@ class SampledSubgraph:
       nodes first reached at hop 1, hop 2, ...; within a hop they are sorted by global id.
     - ``edge_index``: ``[2, E]`` local ids into ``nodes``, in the original edge direction
       (row 0 = source, row 1 = target of the real graph), whichever direction was sampled.
-    - ``edge_ids``: ``[E]`` position of each sampled edge in the original ``edge_index``.
+    - ``edge_ids``: ``[E]`` position of each sampled edge in the original ``edge_index``; negative ids
+      mark virtual edges added by a :class:`~recsci.graph.sampling.WalkFill` (not in the graph).
+    - ``edge_weight``: ``[E]`` 1 for real edges, the walk visit share for virtual ones.
     - ``hop_of_node``: hop at which each node was first reached (0 for seeds).
     - ``num_sampled_nodes`` / ``num_sampled_edges``: per-hop counts (PyG's ``SamplerOutput`` layout:
       nodes start with the seed count, edges have one entry per expansion).
@@ -40,6 +43,7 @@ class SampledSubgraph:
     hop_of_node: Tensor
     num_sampled_nodes: list[int] = field(default_factory=list)
     num_sampled_edges: list[int] = field(default_factory=list)
+    edge_weight: Tensor | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -60,6 +64,7 @@ class _HopEdges:
     dst: Tensor
     edge_id: Tensor
     reached: Tensor  # the endpoint on the far side of the frontier, per edge
+    weight: Tensor  # 1 for real edges, the visit share for walk-filled virtual edges
 
 
 class NeighborSampler:
@@ -91,6 +96,7 @@ class NeighborSampler:
         direction: Direction = "both",
         replace: bool = False,
         sparse_ratio: Annotated[float, Gt(1)] | None = _ops.SPARSE_RATIO,
+        walk_fill: WalkFill | None = None,
     ) -> None:
         """Validate and store the sampling configuration."""
         if not isinstance(schedule, FanoutSchedule):
@@ -108,6 +114,8 @@ class NeighborSampler:
             raise ConfigError(f"sparse_ratio must be > 1 or None, got {sparse_ratio!r}")
         self.schedule, self.num_hops, self.direction = schedule, num_hops, direction
         self.replace, self.sparse_ratio = bool(replace), sparse_ratio
+        self.walk_fill = walk_fill
+        self._next_virtual_id = 0
 
     def __repr__(self) -> str:
         return (
@@ -141,6 +149,7 @@ class NeighborSampler:
         self, graph: DirectedCSR, seeds: Tensor, sides: tuple[Side, ...], generator: torch.Generator | None
     ) -> SampledSubgraph:
         seeds = _check_seeds(seeds, graph)
+        self._next_virtual_id = 0  # virtual edge ids only need to be unique within one subgraph
         local = graph.borrow_local_map()
         nodes = [seeds]
         try:
@@ -166,10 +175,12 @@ class NeighborSampler:
             # different hops): keep its earliest pick so each edge appears once.
             keep = _ops.first_occurrence_mask(edges.edge_id)
             edge_index, edge_hop, edges.edge_id = edge_index[:, keep], edge_hop[keep], edges.edge_id[keep]
+            edges.weight = edges.weight[keep]
         return SampledSubgraph(
             nodes=torch.cat(nodes),
             edge_index=edge_index,
             edge_ids=edges.edge_id,
+            edge_weight=edges.weight,
             num_seeds=seeds.numel(),
             hop_of_node=_hop_index(node_counts, seeds.device),
             num_sampled_nodes=node_counts,
@@ -188,10 +199,24 @@ class NeighborSampler:
         else:
             row, slot = _ops.sample_without_replacement(start, deg, k, generator, self.sparse_ratio)
         center, other = frontier[row], adj.neighbor[slot]
+        edge_id, weight = adj.edge_id[slot], torch.ones(slot.numel(), device=slot.device)
+        if self.walk_fill is not None and hop == 0:
+            # Nodes whose direct neighbourhood is smaller than their budget: top it up from walks.
+            fill_row, fill_other, fill_weight = self.walk_fill.fill(graph, frontier, side, k, generator)
+            center = torch.cat([center, frontier[fill_row]])
+            other = torch.cat([other, fill_other])
+            # Distinct negative ids keep virtual edges apart from real ones (and from each other).
+            edge_id = torch.cat([edge_id, -1 - self._virtual_ids(fill_row.numel(), slot.device)])
+            weight = torch.cat([weight, fill_weight])
         # Report edges in the graph's own direction: an in-neighbour u of v is the edge u -> v.
         if side == "in":
-            return _HopEdges(src=other, dst=center, edge_id=adj.edge_id[slot], reached=other)
-        return _HopEdges(src=center, dst=other, edge_id=adj.edge_id[slot], reached=other)
+            return _HopEdges(src=other, dst=center, edge_id=edge_id, reached=other, weight=weight)
+        return _HopEdges(src=center, dst=other, edge_id=edge_id, reached=other, weight=weight)
+
+    def _virtual_ids(self, count: int, device: torch.device) -> Tensor:
+        start = self._next_virtual_id
+        self._next_virtual_id += count
+        return torch.arange(start, start + count, device=device)
 
     def _fanout(self, graph: DirectedCSR, frontier: Tensor, side: Side, hop: int) -> Tensor:
         """Ask the schedule for per-node fan-outs and check the answer (custom schedules may err)."""
@@ -225,7 +250,7 @@ def _cat_edges(parts: list[_HopEdges]) -> _HopEdges:
     if len(parts) == 1:
         return parts[0]
     return _HopEdges(
-        *(torch.cat([getattr(p, f) for p in parts]) for f in ("src", "dst", "edge_id", "reached"))
+        *(torch.cat([getattr(p, f) for p in parts]) for f in ("src", "dst", "edge_id", "reached", "weight"))
     )
 
 

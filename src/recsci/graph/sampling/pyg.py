@@ -42,6 +42,11 @@ class PygNeighborSampler(BaseSampler):
             raise ConfigError(
                 f"data must be a torch_geometric Data with edge_index or a DirectedCSR, got {type(data)}"
             )
+        if sampler.walk_fill is not None:
+            # PyG gathers edge attributes by edge id; walk-filled virtual edges have none.
+            raise ConfigError(
+                "PygNeighborSampler does not support walk_fill; use NeighborSampler.sample directly"
+            )
         self.sampler, self.generator = sampler, generator
 
     @property
