@@ -54,7 +54,9 @@ def run(cfg: DictConfig) -> float | None:
         metrics = _run_protocol(cfg, output_dir, resolved, results)
     except BaseException as err:
         # Record the failure beside the checkpoints (which stay as they were) so reports list the run.
-        results.update(status="failed", error=f"{type(err).__name__}: {err}")
+        # A trial stopped by an Optuna pruner is not a failure: reports should say "pruned".
+        status = "pruned" if type(err).__name__ == "TrialPruned" else "failed"
+        results.update(status=status, error=f"{type(err).__name__}: {err}")
         results["wall_time_s"] = time.perf_counter() - started
         write_results(output_dir, results)
         raise

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig
 
 from recsci.core.build import build
@@ -48,6 +50,37 @@ def wandb_logger(
         mode=chosen,
         log_model=log_model,
     )
+
+
+class _AppendingExperimentWriter(ExperimentWriter):
+    """Lightning's CSV writer, safe when several writers share one ``metrics.csv``.
+
+    Under ``ddp_spawn`` every ``fit``/``validate``/``test`` runs in fresh processes, each with its own
+    writer over the same file. Lightning's writer deletes an existing ``metrics.csv`` when it starts
+    and forgets columns another writer added; this one keeps the file and merges its header.
+    """
+
+    def _check_log_dir_exists(self) -> None:
+        pass  # never delete logs already written (each run or restart has its own version dir anyway)
+
+    def _record_new_keys(self) -> set[str]:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                header = next(csv.reader(file), [])
+            self.metrics_keys.extend(key for key in header if key not in self.metrics_keys)
+            self.metrics_keys.sort()
+        return super()._record_new_keys()
+
+
+class AppendingCSVLogger(CSVLogger):
+    """``CSVLogger`` whose writer never deletes or clobbers rows other processes wrote."""
+
+    @property
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:

@@ -101,7 +101,9 @@ class LinkPredictionModule(pl.LightningModule):
         metrics = link_prediction_metrics(
             lambda src, dst: self.decoder(embeddings, src, dst), batch.edges, self.hparams.ks
         )
-        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, prog_bar=split == "val", batch_size=1)
+        self.log_dict(
+            {f"{split}/{k}": v for k, v in metrics.items()}, prog_bar=split == "val", batch_size=1, sync_dist=True
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer | None:
         if not self.trainable:
