@@ -14,7 +14,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import degree
 
 from recsci.graph.sampling import DirectedCSR, NeighborSampler
-from recsci.graph.splits import EdgeSet, EvalEdges, LinkSplit, split_links
+from recsci.graph.splits import EdgeSet, EvalEdges, LinkSplit, SplitSource, split_links
 
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -37,6 +37,7 @@ class LinkBatch:
     neg: Tensor  # [2, B * num_negatives] random pairs
     reverse: Tensor  # [2, R] reverses of one-directional observed edges (hard negatives)
     node_ids: Tensor  # [n] global id of each local node
+    edge_weight: Tensor | None = None  # [E] message weights (walk-filled virtual edges < 1); None = all 1
 
 
 @dataclass
@@ -46,6 +47,7 @@ class EvalBatch:
     x: Tensor
     edge_index: Tensor
     edges: EvalEdges
+    node_ids: Tensor  # [N] all nodes (for free embeddings)
 
 
 class LinkPredictionDataModule(pl.LightningDataModule):
@@ -55,6 +57,10 @@ class LinkPredictionDataModule(pl.LightningDataModule):
     :class:`NeighborSampler` each batch passes messages over the sampled neighbourhood of its
     endpoints. Evaluation always runs on the full training graph. ``split_seed`` fixes the split
     independently of the training seed, so seeds vary the model, not the data.
+
+    ``split_source`` (e.g. :class:`recsci.graph.splits.DirLinkBenchSplit`) replaces the default seeded
+    random split (``val_ratio``/``test_ratio`` are then unused; ``split_seed`` still seeds the
+    per-query candidates).
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         num_candidates: PositiveInt = 100,
         features: FeatureKind = "raw",
         split_seed: Annotated[int, Field(ge=0)] = 0,
+        split_source: SplitSource | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -78,6 +85,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         self.num_candidates = num_candidates
         self.features = features
         self.split_seed = split_seed
+        self.split_source = split_source
         self.split: LinkSplit | None = None
 
     # Set up once: fit, validate and test of one run share the same split.
@@ -86,9 +94,11 @@ class LinkPredictionDataModule(pl.LightningDataModule):
             return
         data = self.dataset.load()
         generator = torch.Generator().manual_seed(self.split_seed)
-        self.split = split_links(
-            data.edge_index, data.num_nodes, self.val_ratio, self.test_ratio, self.num_candidates, generator
-        )
+        if self.split_source is not None:
+            self.split = self.split_source.make_split(data, self.num_candidates, generator)
+        else:
+            ratios = (self.val_ratio, self.test_ratio)
+            self.split = split_links(data.edge_index, data.num_nodes, *ratios, self.num_candidates, generator)
         train = self.split.train_pos
         self.x = self._node_features(data, train)
         self.train_edge_set = EdgeSet(train, data.num_nodes)
@@ -118,7 +128,12 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         return self._eval_loader(self.split.test)
 
     def _eval_loader(self, edges: EvalEdges) -> DataLoader:
-        batch = EvalBatch(x=self.x, edge_index=self.split.train_pos, edges=edges)
+        batch = EvalBatch(
+            x=self.x,
+            edge_index=self.split.train_pos,
+            edges=edges,
+            node_ids=torch.arange(self.split.num_nodes),
+        )
         return DataLoader([batch], batch_size=None)
 
     def _train_batch(self, edge_ids: list[Tensor] | Tensor) -> LinkBatch:
@@ -133,7 +148,8 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         seeds, local = torch.unique(torch.cat([pos, neg, reverse], dim=1), return_inverse=True)
         sub = self.sampler.sample(self.graph, seeds)
         local_pos, local_neg, local_rev = local.split([pos.size(1), neg.size(1), reverse.size(1)], dim=1)
-        return LinkBatch(self.x[sub.nodes], sub.edge_index, local_pos, local_neg, local_rev, sub.nodes)
+        weight = sub.edge_weight if self.sampler.walk_fill is not None else None
+        return LinkBatch(self.x[sub.nodes], sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight)
 
     def _node_features(self, data: Data, train_edges: Tensor) -> Tensor:
         # Degree features come from training edges only, so held-out links do not leak into inputs.
