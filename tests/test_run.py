@@ -27,7 +27,7 @@ def test_default_run_writes_everything_and_returns_objective(make_config, tmp_pa
     assert "git_commit" in results
     assert objective == results["metrics"]["val/auc"] == results["objective"]
     for split in ("val", "test"):
-        for name in ("auc", "ap", "mrr", "hits@10", "direction_auc"):
+        for name in ("auc", "ap", "mrr", "hits@20", "direction_auc", "direction_acc"):
             assert 0.0 <= results["metrics"][f"{split}/{name}"] <= 1.0
     # A symmetric encoder with a dot-product decoder cannot tell u -> v from v -> u.
     assert results["metrics"]["test/direction_auc"] == pytest.approx(0.5)

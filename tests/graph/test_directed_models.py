@@ -29,12 +29,26 @@ def test_dual_role_conv_matches_the_equation() -> None:
     edges = torch.tensor([[0, 0, 2], [1, 2, 1]])  # 0->1, 0->2, 2->1
     new_source, new_target = conv(source, target, edges)
     # s_0' = W_s s_0 + W_so mean(t_1, t_2);  t_1' = W_t t_1 + W_ti mean(s_0, s_2)
-    expected_s0 = conv.source_self(source[0]) + conv.source_neighbours((target[1] + target[2]) / 2)
-    expected_t1 = conv.target_self(target[1]) + conv.target_neighbours((source[0] + source[2]) / 2)
+    # source_update holds [W_s | W_so], target_update [W_t | W_ti].
+    expected_s0 = conv.source_update(torch.cat([source[0], (target[1] + target[2]) / 2]))
+    expected_t1 = conv.target_update(torch.cat([target[1], (source[0] + source[2]) / 2]))
     assert torch.allclose(new_source[0], expected_s0, atol=1e-6)
     assert torch.allclose(new_target[1], expected_t1, atol=1e-6)
-    # Node 1 has no out-neighbours: its source embedding sees only itself.
-    assert torch.allclose(new_source[1], conv.source_self(source[1]), atol=1e-6)
+    # Node 1 has no out-neighbours: its source embedding sees only itself (an all-zero mean).
+    assert torch.allclose(
+        new_source[1], conv.source_update(torch.cat([source[1], torch.zeros(4)])), atol=1e-6
+    )
+
+
+def test_weighted_neighbour_mean() -> None:
+    from recsci.graph.directed import NeighbourMean
+
+    x = torch.tensor([[1.0], [3.0], [0.0]])
+    edges = torch.tensor([[0, 1], [2, 2]])
+    plain = NeighbourMean()(x, edges, 3)
+    weighted = NeighbourMean()(x, edges, 3, torch.tensor([1.0, 0.25]))
+    assert plain[2].item() == pytest.approx(2.0)
+    assert weighted[2].item() == pytest.approx((1.0 + 0.75) / 1.25)
 
 
 def test_blade_out_to_source_orientation() -> None:

@@ -48,6 +48,7 @@ class EvalBatch:
     edge_index: Tensor
     edges: EvalEdges
     node_ids: Tensor  # [N] all nodes (for free embeddings)
+    known_edges: Tensor  # [2, K] held-out edges of earlier splits: true links, never ranked as candidates
 
 
 class LinkPredictionDataModule(pl.LightningDataModule):
@@ -122,17 +123,18 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.val)
+        return self._eval_loader(self.split.val, known_edges=torch.empty(2, 0, dtype=torch.long))
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.test)
+        return self._eval_loader(self.split.test, known_edges=self.split.val.pos)
 
-    def _eval_loader(self, edges: EvalEdges) -> DataLoader:
+    def _eval_loader(self, edges: EvalEdges, known_edges: Tensor) -> DataLoader:
         batch = EvalBatch(
             x=self.x,
             edge_index=self.split.train_pos,
             edges=edges,
             node_ids=torch.arange(self.split.num_nodes),
+            known_edges=known_edges,
         )
         return DataLoader([batch], batch_size=None)
 
@@ -149,7 +151,9 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         sub = self.sampler.sample(self.graph, seeds)
         local_pos, local_neg, local_rev = local.split([pos.size(1), neg.size(1), reverse.size(1)], dim=1)
         weight = sub.edge_weight if self.sampler.walk_fill is not None else None
-        return LinkBatch(self.x[sub.nodes], sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight)
+        return LinkBatch(
+            self.x[sub.nodes], sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight
+        )
 
     def _node_features(self, data: Data, train_edges: Tensor) -> Tensor:
         # Degree features come from training edges only, so held-out links do not leak into inputs.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Literal
 
 import lightning.pytorch as pl
 import torch
@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from recsci.graph.datamodule import EvalBatch, LinkBatch
-from recsci.graph.evaluate import link_prediction_metrics
+from recsci.graph.evaluate import directed_link_metrics, dot_product_rows
 from recsci.graph.models import DotProductDecoder, NodeEmbeddings
 
 EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of node features>
@@ -20,6 +20,11 @@ EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of 
 
 class LinkPredictionModule(pl.LightningModule):
     """Trains ``decoder(encoder(x, graph))`` to score observed edges above negatives.
+
+    Evaluation (``recsci.graph.evaluate.directed_link_metrics``): existence against all split
+    negatives (DirLinkBench's Hits@K, MRR, AUC, AP), direction (AUC and accuracy of u -> v against
+    v -> u) and, per ``recommendation_eval`` (default: at test only, since it ranks every node for
+    every query), the all-node recommendation protocol with query-degree buckets.
 
     ``free_embedding_dim``: learn a free input vector per node instead of reading node features
     (BLADE's non-attributed setting). Models without trainable parameters (popularity) skip training.
@@ -38,7 +43,9 @@ class LinkPredictionModule(pl.LightningModule):
         weight_decay: Annotated[float, Field(ge=0.0)] = 0.0,
         reverse_negative_weight: Annotated[float, Field(ge=0.0)] = 0.0,
         free_embedding_dim: Annotated[int, Field(ge=1)] | None = None,
-        ks: tuple[int, ...] = (1, 10),
+        hits_ks: tuple[int, ...] = (20, 50, 100),
+        rec_ks: tuple[int, ...] = (10,),
+        recommendation_eval: Literal["test", "always", "never"] = "test",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)
@@ -98,11 +105,26 @@ class LinkPredictionModule(pl.LightningModule):
 
     def _evaluate(self, batch: EvalBatch, split: str) -> None:
         embeddings = self(batch.x, batch.edge_index, batch.node_ids)
-        metrics = link_prediction_metrics(
-            lambda src, dst: self.decoder(embeddings, src, dst), batch.edges, self.hparams.ks
+        mode = self.hparams.recommendation_eval
+        metrics = directed_link_metrics(
+            lambda src, dst: self.decoder(embeddings, src, dst),
+            batch.edges,
+            batch.edge_index,
+            batch.node_ids.numel(),
+            hits_ks=self.hparams.hits_ks,
+            rec_ks=self.hparams.rec_ks,
+            recommendation=mode == "always" or (mode == "test" and split == "test"),
+            # A dot product scores a query against every node in one matmul.
+            score_rows=dot_product_rows(embeddings.source, embeddings.target)
+            if isinstance(self.decoder, DotProductDecoder)
+            else None,
+            exclude_edges=batch.known_edges,
         )
         self.log_dict(
-            {f"{split}/{k}": v for k, v in metrics.items()}, prog_bar=split == "val", batch_size=1, sync_dist=True
+            {f"{split}/{k}": v for k, v in metrics.items()},
+            prog_bar=split == "val",
+            batch_size=1,
+            sync_dist=True,
         )
 
     def configure_optimizers(self) -> torch.optim.Optimizer | None:
