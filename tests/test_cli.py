@@ -69,3 +69,11 @@ def test_config_dir_is_the_repo_conf() -> None:
     from recsci.cli import config_dir
 
     assert Path(config_dir()) == REPO_ROOT / "conf"
+
+
+def test_apply_rule_subcommand_is_wired(tmp_path: Path) -> None:
+    result = recsci(
+        "apply-rule", "--rule", "missing.json", "--input", "in.csv", "--output", "out.csv", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "missing.json" in result.stderr

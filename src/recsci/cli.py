@@ -1,11 +1,16 @@
-"""Command-line entry points: ``recsci [hydra overrides]`` trains and tests one configured run.
+"""Command-line entry points.
 
-Every Hydra flag works as usual: ``-m`` for multiruns, ``--cfg job``, ``--help``, ``experiment=...``.
+``recsci [hydra overrides]`` trains and tests one configured run; every Hydra flag works as usual
+(``-m`` for multiruns, ``--cfg job``, ``--help``, ``experiment=...``). ``recsci apply-rule ...`` applies
+a fitted uncertainty decision rule to scored data.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 
 import hydra
@@ -29,8 +34,21 @@ def train(cfg: DictConfig) -> float | None:
     return run(cfg)
 
 
+# Subcommands that are not Hydra runs: name -> "module:function" taking argv and returning an exit code.
+SUBCOMMANDS: dict[str, str] = {
+    "apply-rule": "recsci.uncertainty.apply_cli:main",
+}
+
+
+def _subcommand(name: str) -> Callable[[list[str]], int]:
+    module, function = SUBCOMMANDS[name].split(":")
+    return getattr(import_module(module), function)
+
+
 def main() -> None:
-    """Console-script entry point (Hydra handles the arguments and the exit status)."""
+    """Console-script entry point: a subcommand, or a Hydra run (Hydra handles arguments and exit status)."""
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        sys.exit(_subcommand(sys.argv[1])(sys.argv[2:]))
     train()
 
 

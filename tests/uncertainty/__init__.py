@@ -1,0 +1,1 @@
+"""Tests of the uncertainty-aware decision problem (issue #6)."""
