@@ -1,0 +1,106 @@
+"""Auxiliary models the weights need: delayed-positive, flip and observed-given-positive probabilities.
+
+Each is a small LightningModule over the same feature fields, plus (optionally) elapsed time and
+engagement flags as *extra* inputs: those exist at training time, so they may shape the weights, but
+never reach the main model. They are fitted on the pretraining window, from labels known at its end
+(:func:`recsci.delayed.streams.auxiliary_examples`), then frozen.
+
+- ``delayed_positive``: p_dp(x) = P(converts after the waiting window | x)        (ES-DFM, DEFER, DEFUSE)
+- ``flip``: z(x[, e, g]) = P(eventually converts | not converted by elapsed e, x[, engagement by e])
+  (ES-DFM's p_rn = 1 - z with e = w; FSIW's P(y=0 | not yet, x, e) = 1 - z; the engagement-aware z)
+- ``observed_given_positive``: P(converted by e | converts, x, e)                   (FSIW)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from pydantic import Field
+from torch import Tensor
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from recsci.delayed.data import ClickLog
+from recsci.delayed.models import FieldMLP
+from recsci.delayed.streams import AuxTarget, Records
+
+Signals = str | list[str]
+
+
+class AuxiliaryModel(pl.LightningModule):
+    """A binary classifier over (features[, log1p(elapsed hours)][, engagement flags]); see module doc."""
+
+    def __init__(
+        self,
+        target: AuxTarget,
+        signals: Signals = "none",
+        use_elapsed: bool = False,
+        cut: Literal["wait", "random"] = "wait",
+        cuts_per_example: Annotated[int, Field(ge=1)] = 2,
+        min_cut_hours: Annotated[float, Field(gt=0.0)] = 0.05,
+        max_cut_hours: Annotated[float, Field(gt=0.0)] = 48.0,
+        embed_dim: Annotated[int, Field(ge=1)] = 8,
+        hidden: tuple[Annotated[int, Field(ge=1)], ...] | Annotated[int, Field(ge=1)] = (32,),
+        lr: Annotated[float, Field(gt=0.0)] = 3e-3,
+        epochs: Annotated[int, Field(ge=1)] = 2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if cut == "random" and not use_elapsed:
+            raise ValueError("cut='random' draws several elapsed times: set use_elapsed=true to use them")
+        if target == "delayed_positive" and (use_elapsed or signals not in ("none", [], ())):
+            raise ValueError("target='delayed_positive' is a function of the features only")
+        if min_cut_hours >= max_cut_hours:
+            raise ValueError("min_cut_hours must be below max_cut_hours")
+        self.target, self.signals, self.use_elapsed = target, signals, use_elapsed
+        self.cut, self.cuts_per_example = cut, cuts_per_example
+        self.min_cut_hours, self.max_cut_hours = min_cut_hours, max_cut_hours
+        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)  # an int: one hidden layer that wide
+        self.embed_dim, self.hidden, self.lr, self.epochs = embed_dim, hidden, lr, epochs
+        self.net: FieldMLP | None = None
+        self.columns: list[int] = []
+
+    def variant(self, **changes: object) -> AuxiliaryModel:
+        """A fresh, unfitted model with the same settings except ``changes``."""
+        return AuxiliaryModel(**{**self.hparams, **changes})
+
+    def build(self, log: ClickLog) -> None:
+        self.columns = log.signal_columns(self.signals)
+        extra = int(self.use_elapsed) + len(self.columns)
+        self.net = FieldMLP(log.cardinalities, self.embed_dim, self.hidden, extra_dim=extra)
+
+    def inputs(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
+        """Features and extra inputs of ``records``, read at their ``observe_ts``."""
+        extra = [records.engagement(log, self.columns)]
+        if self.use_elapsed:
+            extra.insert(0, np.log1p(np.maximum(records.elapsed(log), 0.0)).astype(np.float32)[:, None])
+        return {
+            "x": torch.from_numpy(np.ascontiguousarray(log.features[records.index])),
+            "extra": torch.from_numpy(np.concatenate(extra, axis=1).astype(np.float32)),
+        }
+
+    def forward(self, x: Tensor, extra: Tensor) -> Tensor:
+        return self.net(x, extra if self.net.extra_dim else None)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss = binary_cross_entropy_with_logits(self(batch["x"], batch["extra"]), batch["label"])
+        self.log(f"aux/{self.target}/loss", loss, batch_size=batch["label"].numel())
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+    @torch.no_grad()
+    def predict_records(self, log: ClickLog, records: Records, batch_size: int = 65536) -> Tensor:
+        """Probabilities for ``records`` (no gradient: the weights built from them are constants)."""
+        was_training = self.training
+        self.eval()
+        inputs = self.inputs(log, records)
+        out = [
+            torch.sigmoid(self(inputs["x"][i : i + batch_size], inputs["extra"][i : i + batch_size]))
+            for i in range(0, len(records), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0)

@@ -1,0 +1,133 @@
+"""Criteo conversion logs (Chapelle, KDD 2014) as a delayed-conversion click log.
+
+``data.txt``: tab-separated, no header, one click per line (15.9 M lines over 60 days):
+click timestamp (s), conversion timestamp (s; empty when the click did not convert), 8 integer features,
+9 categorical features (hashed strings); any feature may be empty. Download it from
+https://labs.criteo.com/2013/12/conversion-logs-dataset/ and place it at
+``$RECSCI_DATA/delayed/criteo/data.txt``.
+
+Preprocessing (vectorised per chunk of ``chunk_rows`` lines): integers -> ``1 + floor(log(v)^2)`` for v > 2,
+``1 + v`` for 0 <= v <= 2 (the Criteo-competition bucketing), negatives -> their own buckets, empty -> 0,
+clipped to ``max_int_bucket``; categoricals -> stable hash into ``[1, hash_buckets)``, empty -> 0. Times
+become hours since the first click; conversions later than ``attribution_hours`` do not count. The result
+is cached under ``cache_dir`` (keyed by file size, mtime and settings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from recsci.core.errors import DataNotFoundError
+from recsci.delayed.data import ClickLog, apply_attribution_window, hash_ids
+
+FILE = "data.txt"
+INT_FIELDS = tuple(f"int{i}" for i in range(1, 9))
+CAT_FIELDS = tuple(f"cat{i}" for i in range(1, 10))
+COLUMNS = ("click_ts", "conv_ts", *INT_FIELDS, *CAT_FIELDS)
+
+
+def bucketise_integers(values: np.ndarray, max_bucket: int) -> np.ndarray:
+    """Criteo integer bucketing; NaN (empty) -> 0; negative v -> 2 + max(-v, ...) folded into a small range."""
+    v = np.asarray(values, dtype=np.float64)
+    out = np.zeros(v.shape, dtype=np.int64)
+    present = ~np.isnan(v)
+    small = present & (v >= 0) & (v <= 2)
+    large = present & (v > 2)
+    negative = present & (v < 0)
+    out[small] = 1 + v[small].astype(np.int64)
+    out[large] = 1 + np.floor(np.log(v[large]) ** 2).astype(np.int64)
+    out[negative] = max_bucket  # rare; one shared bucket
+    return np.minimum(out, max_bucket)
+
+
+class CriteoConversionLogs:
+    """Loader of ``<root>/data.txt`` (see the module doc); ``load()`` returns a :class:`ClickLog`."""
+
+    def __init__(
+        self,
+        root: str,
+        cache_dir: str | None = None,
+        attribution_hours: Annotated[float, Field(gt=0.0)] = 168.0,
+        hash_buckets: Annotated[int, Field(ge=16)] = 1_000_000,
+        max_int_bucket: Annotated[int, Field(ge=4)] = 63,
+        chunk_rows: Annotated[int, Field(ge=1000)] = 2_000_000,
+        file: str = FILE,
+    ) -> None:
+        self.path = Path(root) / file
+        if not self.path.is_file():
+            raise DataNotFoundError(
+                str(self.path),
+                f"  {root}/\n    {file}   (tab-separated: click_ts, conv_ts or empty, 8 integer, 9 categorical)",
+                "download the Criteo conversion logs (https://labs.criteo.com/2013/12/conversion-logs-dataset/), "
+                "unpack data.txt there (docs/delayed.md).",
+            )
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.attribution_hours, self.hash_buckets = attribution_hours, hash_buckets
+        self.max_int_bucket, self.chunk_rows = max_int_bucket, chunk_rows
+
+    def load(self) -> ClickLog:
+        cache = self._cache_file()
+        if cache is not None and cache.is_file():
+            with np.load(cache) as f:
+                click, conv, features = f["click_ts"], f["conv_ts"], f["features"]
+        else:
+            click, conv, features = self._read()
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cache, click_ts=click, conv_ts=conv, features=features)
+        return ClickLog(
+            click_ts=click,
+            conv_ts=apply_attribution_window(click, conv, self.attribution_hours),
+            features=features,
+            cardinalities=(self.max_int_bucket + 1,) * len(INT_FIELDS)
+            + (self.hash_buckets,) * len(CAT_FIELDS),
+            field_names=INT_FIELDS + CAT_FIELDS,
+            engagement_ts=np.zeros((click.shape[0], 0)),
+            engagement_names=(),
+            attribution_hours=self.attribution_hours,
+            name="criteo",
+        )
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        clicks, convs, feats = [], [], []
+        dtypes = {"click_ts": np.float64, "conv_ts": np.float64, **dict.fromkeys(INT_FIELDS, np.float64)}
+        dtypes.update(dict.fromkeys(CAT_FIELDS, str))
+        reader = pd.read_csv(
+            self.path,
+            sep="\t",
+            header=None,
+            names=list(COLUMNS),
+            dtype=dtypes,
+            chunksize=self.chunk_rows,
+            keep_default_na=False,
+            na_values={c: [""] for c in COLUMNS},
+        )
+        for chunk in reader:
+            clicks.append(chunk["click_ts"].to_numpy(np.float64))
+            conv = chunk["conv_ts"].to_numpy(np.float64)
+            convs.append(np.where(np.isnan(conv) | (conv < 0), np.inf, conv))
+            columns = [bucketise_integers(chunk[c].to_numpy(), self.max_int_bucket) for c in INT_FIELDS]
+            columns += [hash_ids(chunk[c], self.hash_buckets) for c in CAT_FIELDS]
+            feats.append(np.stack(columns, axis=1).astype(np.int32))
+        click = np.concatenate(clicks)
+        conv = np.concatenate(convs)
+        features = np.concatenate(feats)
+        order = np.argsort(click, kind="stable")
+        origin = click[order[0]] if click.size else 0.0
+        click_h = (click[order] - origin) / 3600.0
+        conv_h = (conv[order] - origin) / 3600.0
+        return click_h, np.maximum(conv_h, click_h), features[order]
+
+    def _cache_file(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        stat = self.path.stat()
+        key = json.dumps([stat.st_size, stat.st_mtime_ns, self.hash_buckets, self.max_int_bucket, 1])
+        return self.cache_dir / f"clicks_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"

@@ -1,0 +1,1 @@
+"""Tests of the delayed-feedback problem (issue #5)."""
