@@ -117,3 +117,9 @@ def test_blade_learns_direction_on_a_tiny_chain(orientation: str) -> None:
         optimiser.step()
     emb = encoder(x, edges)
     assert (decoder(emb, edges[0], edges[1]) > decoder(emb, edges[1], edges[0])).all()
+
+
+def test_both_sides_lets_a_role_see_the_other_side() -> None:
+    # Without both_sides, t_0 (node 0 has no in-neighbours) ignores node 1; with it, t_0 sees t_1.
+    assert not perturbation_reaches(BLADE(4, 8, 8, num_layers=1), "target", node=0, from_node=1)
+    assert perturbation_reaches(BLADE(4, 8, 8, num_layers=1, both_sides=True), "target", node=0, from_node=1)

@@ -58,12 +58,18 @@ class DualRoleConv(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, orientation: Orientation = "out_to_source"
+        self,
+        in_channels: int,
+        out_channels: int,
+        orientation: Orientation = "out_to_source",
+        both_sides: bool = False,
     ) -> None:
         super().__init__()
         self.orientation = orientation
-        self.source_update = nn.Linear(2 * in_channels, out_channels)
-        self.target_update = nn.Linear(2 * in_channels, out_channels)
+        self.both_sides = both_sides
+        width = (3 if both_sides else 2) * in_channels
+        self.source_update = nn.Linear(width, out_channels)
+        self.target_update = nn.Linear(width, out_channels)
         self.mean = NeighbourMean()
 
     def forward(
@@ -76,8 +82,15 @@ class DualRoleConv(nn.Module):
         # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
         from_out_neighbours = self.mean(target, backward_edges, n, edge_weight)
         from_in_neighbours = self.mean(source, forward_edges, n, edge_weight)
-        new_source = self.source_update(torch.cat([source, from_out_neighbours], dim=-1))
-        new_target = self.target_update(torch.cat([target, from_in_neighbours], dim=-1))
+        source_parts, target_parts = [source, from_out_neighbours], [target, from_in_neighbours]
+        if self.both_sides:
+            # Extension (not in the paper): each role also sees the same role on the other side
+            # (s_u from the sources citing u, t_v from the targets v cites), so a node with an empty
+            # side still gets structural signal.
+            source_parts.append(self.mean(source, forward_edges, n, edge_weight))
+            target_parts.append(self.mean(target, backward_edges, n, edge_weight))
+        new_source = self.source_update(torch.cat(source_parts, dim=-1))
+        new_target = self.target_update(torch.cat(target_parts, dim=-1))
         return new_source, new_target
 
 
@@ -97,12 +110,13 @@ class BLADE(nn.Module):
         num_layers: PositiveInt = 2,
         dropout: DropoutRate = 0.0,
         orientation: Orientation = "out_to_source",
+        both_sides: bool = False,
     ) -> None:
         super().__init__()
         # One projection to both roles' starting points (split below): one matmul instead of two.
         self.role_input = nn.Linear(in_channels, 2 * hidden_channels)
         widths = _widths(hidden_channels, hidden_channels, out_channels, num_layers)
-        self.layers = nn.ModuleList([DualRoleConv(i, o, orientation) for i, o in widths])
+        self.layers = nn.ModuleList([DualRoleConv(i, o, orientation, both_sides) for i, o in widths])
         self.dropout = dropout
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> NodeEmbeddings:
