@@ -48,17 +48,17 @@ class FitValidateTest:
         trainer = context.make_trainer()
         module, datamodule = context.module, context.datamodule
         metrics: dict[str, float] = {}
-        best_path: str | None = None
+        best_path = context.ckpt_path  # without training, evaluate the given checkpoint
         if context.train:
             trainer.fit(module, datamodule=datamodule, ckpt_path=context.ckpt_path)
             best_path = best_checkpoint(trainer)
             context.record.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
-            # Validation metrics of the model that will be tested (the best checkpoint when there is one).
-            for row in trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
-                metrics.update(to_float_dict(row))
+        # Validation metrics of the model that is tested (the best checkpoint when there is one). Each
+        # call loads that checkpoint's weights into the module, so subclasses can keep using it after.
+        for row in trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
+            metrics.update(to_float_dict(row))
         if context.test:
-            test_ckpt = best_path if context.train else context.ckpt_path
-            for row in trainer.test(module, datamodule=datamodule, ckpt_path=test_ckpt, verbose=False):
+            for row in trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
                 metrics.update(to_float_dict(row))
         context.record["best_checkpoint"] = best_path
         return metrics

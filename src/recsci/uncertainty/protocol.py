@@ -30,8 +30,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from recsci.core.protocols import RunContext, best_checkpoint
-from recsci.core.results import git_commit, to_float_dict
+from recsci.core.protocols import FitValidateTest, RunContext
+from recsci.core.results import git_commit
 from recsci.uncertainty.artifact import save_rule
 from recsci.uncertainty.buckets import Binning, bucket_curves, bucket_edges, meets_bound
 from recsci.uncertainty.errors import DecisionRuleError
@@ -53,7 +53,7 @@ def bound_key(bound: float) -> str:
     return f"p{bound:g}"
 
 
-class DecisionRuleProtocol:
+class DecisionRuleProtocol(FitValidateTest):
     """Fit estimator -> score splits -> fit rules on hold-out -> ``val/`` on tuning, ``test/`` on test."""
 
     def __init__(
@@ -101,20 +101,8 @@ class DecisionRuleProtocol:
 
     def __call__(self, context: RunContext) -> dict[str, float]:
         module, datamodule = context.module, context.datamodule
-        trainer = context.make_trainer()
-        metrics: dict[str, float] = {}
-        best_path = context.ckpt_path
-        if context.train:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=context.ckpt_path)
-            best_path = best_checkpoint(trainer)
-            context.record.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
-        # Validate loads the best checkpoint's weights into the module: everything below uses them.
-        for row in trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
-            metrics.update(to_float_dict(row))
-        if context.test:
-            for row in trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
-                metrics.update(to_float_dict(row))
-        context.record["best_checkpoint"] = best_path
+        # Fit, then validate and test the best checkpoint, whose weights stay in the module for the rules.
+        metrics = super().__call__(context)
         context.record["splits"] = datamodule.summary()
         scored = {split: predict_split(module, datamodule, split) for split in ("holdout", "tuning", "test")}
         metrics.update(self.evaluate(scored, context))
