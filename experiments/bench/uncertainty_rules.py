@@ -2,8 +2,8 @@
 
 Usage::
 
-    python experiments/uncertainty/bench_rules.py                       # 10 M examples, U = 20 buckets
-    python experiments/uncertainty/bench_rules.py --n 1000000 --repeats 1   # quick
+    python experiments/bench/uncertainty_rules.py                       # 10 M examples, U = 20 buckets
+    python experiments/bench/uncertainty_rules.py --n 1000000 --repeats 1   # quick
 
 Prints a Markdown table: fit seconds (median over repeats) and fit recall at the precision bound for
 the single threshold, MIST, EW-DPMT (S score bins) and the exact DP (S score bins) on the simulator's
