@@ -57,3 +57,23 @@ def offline_run_summary(path: Path) -> dict[str, Any]:
             for item in record.summary.update:
                 info["summary"][item.key] = json.loads(item.value_json)
     return info
+
+
+def offline_run_history(path: Path) -> list[dict[str, Any]]:
+    """Every ``wandb.log`` call of an offline run file, one dict per step.
+
+    Media (images, tables) are logged as their JSON stubs, flattened into one item per field with a
+    ``nested_key`` path (``["plots/x", "path"]``): they are nested back into ``{"plots/x": {"path": ...}}``.
+    """
+    rows: list[dict[str, Any]] = []
+    for record in read_records(path):
+        if record.WhichOneof("record_type") == "history":
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                keys = [item.key] if item.key else list(item.nested_key)
+                node = row
+                for key in keys[:-1]:
+                    node = node.setdefault(key, {})
+                node[keys[-1]] = json.loads(item.value_json)
+            rows.append(row)
+    return rows

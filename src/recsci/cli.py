@@ -37,6 +37,8 @@ def train(cfg: DictConfig) -> float | None:
 # Subcommands that are not Hydra runs: name -> "module:function" taking argv and returning an exit code.
 SUBCOMMANDS: dict[str, str] = {
     "apply-rule": "recsci.uncertainty.apply_cli:main",
+    "report": "recsci.core.report.cli:report_main",
+    "table": "recsci.core.report.cli:table_main",
 }
 
 
