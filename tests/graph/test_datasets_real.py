@@ -15,7 +15,7 @@ from recsci.graph.datasets import (
     DirLinkBenchGraph,
     WikipediaGraph,
 )
-from recsci.graph.splits import EdgeSet
+from recsci.graph.edge_set import EdgeSet
 from tests.conftest import data_root
 
 pytestmark = pytest.mark.data

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from recsci.graph.splits import EdgeSet, split_links
+from recsci.graph.edge_set import EdgeSet
+from recsci.graph.splits import split_links
 from recsci.graph.synthetic import SyntheticProductGraph
 
 

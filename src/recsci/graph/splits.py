@@ -33,21 +33,9 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from recsci.core.errors import DataNotFoundError
+from recsci.graph.edge_set import EdgeSet
 
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
-
-
-class EdgeSet:
-    """Membership test for directed edges, vectorised through sorted ``u * n + v`` keys."""
-
-    def __init__(self, edge_index: Tensor, num_nodes: int) -> None:
-        self.num_nodes = num_nodes
-        self.keys = torch.unique(edge_index[0] * num_nodes + edge_index[1])  # unique() also sorts
-
-    def contains(self, src: Tensor, dst: Tensor) -> Tensor:
-        keys = src * self.num_nodes + dst
-        position = torch.searchsorted(self.keys, keys).clamp(max=max(len(self.keys) - 1, 0))
-        return self.keys[position] == keys if len(self.keys) else torch.zeros_like(keys, dtype=torch.bool)
 
 
 @dataclass

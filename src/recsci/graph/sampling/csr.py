@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from recsci.core.errors import ConfigError
+from recsci.graph.edge_set import EdgeSet
 
 Side = Literal["in", "out"]
 
@@ -45,7 +46,7 @@ class DirectedCSR:
     out: Adjacency
     inc: Adjacency
     _local_map: Tensor | None = field(default=None, repr=False)
-    _edge_keys: Tensor | None = field(default=None, repr=False)
+    _edge_set: EdgeSet | None = field(default=None, repr=False)
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> DirectedCSR:
@@ -100,18 +101,14 @@ class DirectedCSR:
         return DirectedCSR(num_nodes=self.num_nodes, out=move(self.out), inc=move(self.inc))
 
     def has_edges(self, src: Tensor, dst: Tensor) -> Tensor:
-        """Whether each ``src[i] -> dst[i]`` is an edge (binary search in sorted ``src * n + dst`` keys)."""
-        if self._edge_keys is None:
+        """Whether each ``src[i] -> dst[i]`` is an edge of the graph."""
+        if self._edge_set is None:
             # Built on first use only: plain sampling never needs it.
             sources = torch.repeat_interleave(
                 torch.arange(self.num_nodes, device=self.device), self.out.degree
             )
-            self._edge_keys = torch.sort(sources * self.num_nodes + self.out.neighbor).values
-        keys = src * self.num_nodes + dst
-        if self._edge_keys.numel() == 0:
-            return torch.zeros_like(keys, dtype=torch.bool)
-        position = torch.searchsorted(self._edge_keys, keys).clamp_max(self._edge_keys.numel() - 1)
-        return self._edge_keys[position] == keys
+            self._edge_set = EdgeSet(torch.stack([sources, self.out.neighbor]), self.num_nodes)
+        return self._edge_set.contains(src, dst)
 
     def borrow_local_map(self) -> Tensor:
         """Return the global->local buffer (all ``-1``); callers must reset the entries they set."""
