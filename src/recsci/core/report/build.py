@@ -1,0 +1,166 @@
+"""Build a report: collect runs, group and aggregate, draw plots, write Markdown and HTML (and W&B)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recsci.core.report.aggregate import Layout, TableModel, default_metrics, group_runs, results_table
+from recsci.core.report.anchors import Anchors, add_anchor_rows
+from recsci.core.report.plots import ReportData, render_plots
+from recsci.core.report.render import Report, to_html, to_markdown
+from recsci.core.report.runs import RunRecord, collect_runs, value_of
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+
+
+@dataclass
+class ReportFiles:
+    report: Report
+    runs: list[RunRecord]
+    markdown: Path
+    html: Path
+    wandb_dir: Path | None = None
+
+
+def build_report(
+    root: Path,
+    layout: Layout,
+    *,
+    title: str | None = None,
+    anchors: Anchors | None = None,
+    plots: Sequence[str | dict[str, Any]] = ("metric_bars",),
+    out_dir: Path | None = None,
+    facts: Sequence[tuple[str, str]] = (),
+    wandb: bool | None = None,
+    wandb_group: str | None = None,
+) -> ReportFiles:
+    """Write ``report.md``, ``report.html`` and ``plots/`` into ``out_dir`` (default ``<root>/report``).
+
+    ``wandb``: True logs the plots and tables to a W&B run; None does so when the runs used the W&B logger.
+    """
+    root = root.resolve()
+    out_dir = (out_dir or root / REPORT_DIR).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs = collect_runs(root)
+    if not layout.metrics:
+        layout.metrics = default_metrics(runs)
+    groups = group_runs(runs, layout.by, layout.order)
+    data = ReportData(root=root, runs=runs, groups=groups, layout=layout)
+    results = results_table(groups, layout)
+    if anchors is not None:
+        add_anchor_rows(results, anchors, layout)
+    outcome = render_plots(plots, data, out_dir / "plots")
+    report = Report(
+        title=title or f"Report: {root.name}",
+        root=root,
+        generated=dt.datetime.now().isoformat(timespec="seconds"),
+        results=results,
+        runs=runs_table(runs, root, layout),
+        problems=problems_table(runs, root, layout),
+        plots=outcome.saved,
+        skipped_plots=outcome.skipped,
+        facts=[*facts, *_facts(runs, layout, anchors)],
+        notes=_notes(layout, anchors),
+    )
+    markdown, html_path = out_dir / "report.md", out_dir / "report.html"
+    markdown.write_text(to_markdown(report, out_dir))
+    html_path.write_text(to_html(report))
+    files = ReportFiles(report, runs, markdown, html_path)
+    settings = wandb_settings(runs)
+    if wandb or (wandb is None and settings is not None):
+        from recsci.core.report.wandb_log import log_report
+
+        files.wandb_dir = log_report(report, out_dir, settings or {}, group=wandb_group)
+    log.info("Report: %s", html_path)
+    return files
+
+
+def runs_table(runs: Sequence[RunRecord], root: Path, layout: Layout) -> TableModel:
+    """One row per run (completed or not): where, status, keys, seed, commit, time, metrics."""
+    metric_keys = ["objective"] if layout.pivot else [m.key for m in layout.metrics]
+    keys = [*layout.by, *layout.over]
+    seed = [] if "seed" in keys else ["seed"]  # no second seed column when seeds are a key already
+    table = TableModel(["run", "status", *keys, *seed, "commit", "wall s", *metric_keys])
+    for run in runs:
+        metrics = run.metrics
+        values = [
+            _number(run.results.get("objective")) if key == "objective" else _number(metrics.get(key))
+            for key in metric_keys
+        ]
+        wall = run.results.get("wall_time_s")
+        table.add(
+            [
+                run.label(root),
+                run.status,
+                *[value_of(run, k) for k in keys],
+                *[str(run.seed if run.seed is not None else "-") for _ in seed],
+                (run.commit or "-")[:12] + ("+dirty" if (run.commit or "").endswith("+dirty") else ""),
+                f"{wall:.1f}" if isinstance(wall, (int, float)) else "-",
+                *values,
+            ],
+            kind="ours" if run.completed else "failed",
+        )
+    return table
+
+
+def problems_table(runs: Sequence[RunRecord], root: Path, layout: Layout) -> TableModel:
+    """The runs that did not complete, with why: they are listed, never silently dropped."""
+    table = TableModel(["run", "status", *layout.by, *layout.over, "error"])
+    for run in runs:
+        if not run.completed:
+            keys = [value_of(run, k) for k in [*layout.by, *layout.over]]
+            table.add([run.label(root), run.status, *keys, run.error or "-"], kind="failed")
+    return table
+
+
+def _number(value: Any) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _facts(runs: Sequence[RunRecord], layout: Layout, anchors: Anchors | None) -> list[tuple[str, str]]:
+    completed = [r for r in runs if r.completed]
+    commits = sorted({r.commit for r in completed if r.commit})
+    seeds = sorted({str(r.seed) for r in completed if r.seed is not None}, key=lambda s: (len(s), s))
+    facts = [
+        ("runs", f"{len(completed)} completed of {len(runs)}"),
+        ("grouped by", ", ".join(layout.by) or "(nothing: one group)"),
+        ("aggregated over", ", ".join(layout.over) or "(nothing)"),
+        ("seeds", ", ".join(seeds) or "-"),
+        ("commits", ", ".join(commits) or "-"),
+    ]
+    if anchors is not None:
+        facts.append(("published rows", anchors.source))
+    return facts
+
+
+def _notes(layout: Layout, anchors: Anchors | None) -> list[str]:
+    notes = ["Cells are mean ± sample standard deviation over the completed runs of each row (n)."]
+    if layout.scale == 100:
+        notes.append("Values are percentages (our fractions x 100).")
+    if anchors is not None:
+        notes.append(
+            "Italic rows marked 'published' are numbers from the paper, not runs of ours "
+            "(converted to the same unit as ours)."
+        )
+    return notes
+
+
+def wandb_settings(runs: Sequence[RunRecord]) -> dict[str, Any] | None:
+    """The W&B logger config the runs used (project, group, entity, mode), or None if none used W&B."""
+    for run in runs:
+        logger = run.config.get("logger") or {}
+        if isinstance(logger, dict) and isinstance(logger.get("wandb"), dict):
+            wandb_cfg = dict(logger["wandb"])
+            wandb_cfg.setdefault("job_type", run.config.get("problem"))
+            return wandb_cfg
+    return None

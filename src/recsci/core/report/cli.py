@@ -1,0 +1,172 @@
+"""``recsci report`` and ``recsci table``: argument parsing and exit codes (wired in ``recsci.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from recsci.core.report.aggregate import Layout, MetricSpec
+from recsci.core.report.anchors import Anchors
+from recsci.core.report.build import build_report
+from recsci.core.report.runs import COMPLETED, collect_runs, default_by
+from recsci.core.report.table import (
+    TableDefinition,
+    build_table_report,
+    data_available,
+    extra_overrides,
+    latest_sweep_dir,
+    new_sweep_dir,
+    planned_job_count,
+    run_sweeps,
+    update_readme,
+)
+
+
+def _keys(values: list[str] | None) -> list[str] | None:
+    # `--by model data` and `--by model,data` both work.
+    if values is None:
+        return None
+    return [k for v in values for k in v.split(",") if k]
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsci report",
+        description="Aggregate the runs under a multirun/outputs dir into report/report.md and report.html.",
+    )
+    parser.add_argument("dir", type=Path, help="a multirun dir, an outputs dir, or one run dir")
+    parser.add_argument(
+        "--by",
+        nargs="+",
+        help="row keys: a config group (model, data, sampler: the option chosen) or a dotted config key "
+        "(model.lr). Default: the overrides that vary between runs, minus --over",
+    )
+    parser.add_argument("--over", nargs="+", default=["seed"], help="keys aggregated over (default: seed)")
+    parser.add_argument(
+        "--metrics", nargs="+", help="metric keys (default: the test/* metrics all runs have)"
+    )
+    parser.add_argument("--anchors", type=Path, help="YAML of published rows to show beside ours")
+    parser.add_argument("--plot", action="append", help="plot function (name or dotted path); repeatable")
+    parser.add_argument("--out", type=Path, help="output dir (default: <dir>/report)")
+    parser.add_argument("--title")
+    parser.add_argument("--percent", action="store_true", help="show fractions as percentages")
+    wandb = parser.add_mutually_exclusive_group()
+    wandb.add_argument("--wandb", action="store_true", default=None, help="log plots and tables to W&B")
+    wandb.add_argument("--no-wandb", dest="wandb", action="store_false", help="never log to W&B")
+    parser.add_argument("--wandb-group", help="W&B group (default: the runs' group)")
+    return parser
+
+
+def report_main(argv: list[str]) -> int:
+    args = report_parser().parse_args(argv)
+    if not args.dir.is_dir():
+        print(f"recsci report: {args.dir} is not a directory", file=sys.stderr)
+        return 2
+    over = _keys(args.over) or []
+    by = _keys(args.by)
+    if by is None:
+        runs = collect_runs(args.dir)
+        by = default_by(args.dir, runs, over)
+    layout = Layout(
+        by=by,
+        over=over,
+        metrics=[MetricSpec(m, m) for m in _keys(args.metrics) or []],
+        scale=100.0 if args.percent else 1.0,
+        digits=2 if args.percent else 4,
+    )
+    files = build_report(
+        args.dir,
+        layout,
+        title=args.title,
+        anchors=Anchors.load(args.anchors) if args.anchors else None,
+        plots=args.plot or ["metric_bars"],
+        out_dir=args.out,
+        facts=[("command", "recsci report " + shlex.join(argv))],
+        wandb=args.wandb,
+        wandb_group=args.wandb_group,
+    )
+    return _summarise(files.runs, files.markdown, files.html)
+
+
+def _summarise(runs: list, markdown: Path, html: Path) -> int:
+    completed = sum(r.status == COMPLETED for r in runs)
+    print(f"{completed} of {len(runs)} runs completed")
+    for run in runs:
+        if run.status != COMPLETED:
+            where = run.path or " ".join(run.overrides)
+            print(f"  {run.status}: {where}" + (f" ({run.error})" if run.error else ""))
+    print(f"Markdown: {markdown}\nHTML:     {html}")
+    # Exit 0 with a report even when runs failed: the report says so; 1 when there is nothing to report.
+    return 0 if completed else 1
+
+
+def table_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recsci table",
+        description="Rerun a table's multiruns (experiments/<problem>/<table>.yaml) and rebuild its report "
+        "and README section. Overrides after the definition (or after --) are added to every job, "
+        "e.g. `recsci table def.yaml trainer.max_epochs=1` for a smoke run.",
+    )
+    parser.add_argument("definition", type=Path)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands and job counts only")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild from the latest (or --sweep-dir) runs"
+    )
+    parser.add_argument(
+        "--sweep-dir", type=Path, help="where the runs go (default: outputs/tables/<name>/<time>)"
+    )
+    parser.add_argument("--no-readme", action="store_true", help="do not update the table's README section")
+    wandb = parser.add_mutually_exclusive_group()
+    wandb.add_argument("--wandb", action="store_true", default=None, help="log plots and tables to W&B")
+    wandb.add_argument("--no-wandb", dest="wandb", action="store_false", help="never log to W&B")
+    return parser
+
+
+def table_main(argv: list[str]) -> int:
+    args = table_parser().parse_intermixed_args(argv)
+    definition = TableDefinition.load(args.definition)
+    extra = list(args.overrides)
+    if args.report_only:
+        sweep_dir = args.sweep_dir or latest_sweep_dir(definition)
+        if sweep_dir is None or not sweep_dir.is_dir():
+            print(
+                f"recsci table: no runs of {definition.name} yet; run without --report-only", file=sys.stderr
+            )
+            return 2
+    else:
+        sweep_dir = args.sweep_dir or new_sweep_dir(definition)
+    sweep_dir = sweep_dir.resolve()  # Hydra jobs and the report must agree on it whatever their cwd
+    if args.dry_run:
+        return _dry_run(definition, sweep_dir, extra)
+    if definition.needs_data and not args.report_only and not data_available(extra):
+        print(
+            f"recsci table: {definition.name} needs the real datasets: set RECSCI_DATA=<datasets folder> "
+            "(or pass paths.data_dir=<folder>); see shared/data/README.md",
+            file=sys.stderr,
+        )
+        return 2
+    failed = [] if args.report_only else [(n, rc) for n, rc in run_sweeps(definition, sweep_dir, extra) if rc]
+    files = build_table_report(definition, sweep_dir, extra, args.wandb)
+    extra = extra_overrides(definition, sweep_dir, extra)  # the README says what the runs really used
+    if not args.no_readme and (readme := update_readme(definition, files, extra)):
+        print(f"README:   {readme}")
+    for name, code in failed:
+        print(f"sweep {name!r} exited with {code}: see the report's 'Runs not completed'", file=sys.stderr)
+    status = _summarise(files.runs, files.markdown, files.html)
+    return 1 if failed else status
+
+
+def _dry_run(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> int:
+    total = 0
+    for sweep in definition.sweeps:
+        jobs = planned_job_count([*sweep.overrides, *extra])
+        total += jobs
+        command = definition.command(sweep, sweep_dir, extra)
+        print(f"# {sweep.name}: {jobs} jobs\n{shlex.join(['recsci', *command[3:]])}")
+    print(f"# {total} jobs in all, into {sweep_dir}; report: {sweep_dir}/report/report.html")
+    if definition.needs_data and not data_available(extra):
+        print("# needs RECSCI_DATA (not set here)")
+    return 0

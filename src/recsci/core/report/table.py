@@ -1,0 +1,232 @@
+"""Table definitions: one YAML per paper table that reruns its multiruns and rebuilds its report.
+
+A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative to it)::
+
+    name: blade/existence_cora_ml          # W&B group and experiment_name of every run
+    title: Link existence on Cora-ML
+    problem: graph
+    needs_data: true                       # refuse to start without RECSCI_DATA (or paths.data_dir=...)
+    tags: [graph, dirlinkbench]            # + the data and model options, added per run
+    sweeps:                                # each one `recsci -m <overrides>`, into <sweep dir>/<name>/
+      - name: blade
+        overrides: [experiment=graph/dirlinkbench_cora_ml, model=blade, "data.split_source.split_index=range(10)"]
+    by: [model]                            # row keys (config keys or group names, see runs.value_of)
+    over: [data.split_source.split_index]  # aggregated over (shown as a column)
+    order: {model: [blade, digae]}         # optional row order
+    metrics: [{key: test/auc, label: AUC}, test/mrr]
+    display: percent                       # percent | fraction (default)
+    digits: 2
+    pivot: {pattern: "test/{rule}/{metric}@p{bound}", rows: [bound, rule]}   # optional
+    anchors: anchors/dirlinkbench_cora_ml.yaml
+    plots: [metric_bars, {_target_: recsci.graph.plots.hits_by_degree_bucket}]
+    readme: README.md                      # its marked section gets the latest table
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recsci.core.report.aggregate import Layout, MetricSpec, Pivot
+from recsci.core.report.anchors import Anchors
+from recsci.core.report.build import ReportFiles, build_report
+from recsci.core.report.render import markdown_table
+
+TABLES_DIR = Path("outputs") / "tables"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    overrides: tuple[str, ...]
+
+
+@dataclass
+class TableDefinition:
+    path: Path
+    name: str
+    title: str
+    problem: str
+    sweeps: list[Sweep]
+    layout: Layout
+    anchors: Anchors | None = None
+    plots: list[Any] = field(default_factory=lambda: ["metric_bars"])
+    readme: Path | None = None
+    tags: list[str] = field(default_factory=list)
+    needs_data: bool = False
+
+    @classmethod
+    def load(cls, path: Path) -> TableDefinition:
+        raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+        missing = [k for k in ("name", "sweeps", "by") if k not in raw]
+        if missing:
+            raise ValueError(f"{path}: missing required keys {missing} (see recsci.core.report.table)")
+        here = path.parent
+        display = str(raw.get("display", "fraction"))
+        if display not in ("fraction", "percent"):
+            raise ValueError(f"{path}: display must be 'fraction' or 'percent', got {display!r}")
+        pivot = raw.get("pivot")
+        layout = Layout(
+            by=[str(k) for k in raw["by"]],
+            over=[str(k) for k in raw.get("over", ["seed"])],
+            metrics=[MetricSpec.parse(m) for m in raw.get("metrics") or []],
+            pivot=Pivot(str(pivot["pattern"]), tuple(pivot.get("rows", []))) if pivot else None,
+            scale=100.0 if display == "percent" else 1.0,
+            digits=int(raw.get("digits", 2 if display == "percent" else 4)),
+            order={str(k): [str(v) for v in vs] for k, vs in (raw.get("order") or {}).items()},
+        )
+        return cls(
+            path=path,
+            name=str(raw["name"]),
+            title=str(raw.get("title", raw["name"])),
+            problem=str(raw.get("problem", "")),
+            sweeps=[Sweep(str(s["name"]), tuple(str(o) for o in s["overrides"])) for s in raw["sweeps"]],
+            layout=layout,
+            anchors=Anchors.load(here / raw["anchors"]) if raw.get("anchors") else None,
+            plots=list(raw.get("plots", ["metric_bars"])),
+            readme=here / raw["readme"] if raw.get("readme") else None,
+            tags=[str(t) for t in raw.get("tags", [])],
+            needs_data=bool(raw.get("needs_data", False)),
+        )
+
+    def command(self, sweep: Sweep, sweep_dir: Path, extra: list[str]) -> list[str]:
+        """The multirun of one sweep: all its jobs in ``<sweep_dir>/<sweep name>/<job number>``."""
+        # Data and model options as tags, resolved per job: W&B can filter the group by dataset and model.
+        tags = [*self.tags, "${hydra:runtime.choices.data}", "${hydra:runtime.choices.model}"]
+        return [
+            sys.executable,
+            "-m",
+            "recsci",
+            "-m",
+            *sweep.overrides,
+            f"experiment_name={self.name}",
+            f"tags=[{','.join(tags)}]",
+            f"hydra.sweep.dir={sweep_dir / sweep.name}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+            *extra,
+        ]
+
+
+def planned_job_count(overrides: list[str]) -> int:
+    """How many jobs ``recsci -m <overrides>`` starts (basic sweeper: the Cartesian product)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+def new_sweep_dir(definition: TableDefinition) -> Path:
+    return TABLES_DIR / definition.name / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def latest_sweep_dir(definition: TableDefinition) -> Path | None:
+    root = TABLES_DIR / definition.name
+    dirs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    return dirs[-1] if dirs else None
+
+
+def data_available(extra: list[str]) -> bool:
+    return bool(os.environ.get("RECSCI_DATA")) or any(o.startswith("paths.data_dir=") for o in extra)
+
+
+def run_sweeps(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[tuple[str, int]]:
+    """Run every sweep (a failing one does not stop the others); return (sweep, exit code) pairs."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    (sweep_dir / "table.yaml").write_text(definition.path.read_text())
+    outcomes = []
+    for sweep in definition.sweeps:
+        command = definition.command(sweep, sweep_dir, extra)
+        print(f"[recsci table] {shlex.join(command)}", flush=True)
+        outcomes.append((sweep.name, subprocess.run(command, check=False).returncode))
+    return outcomes
+
+
+def recorded_overrides(sweep_dir: Path, sweep: Sweep) -> list[str] | None:
+    """The task overrides a sweep actually ran with (its ``multirun.yaml``), None if it never started."""
+    path = sweep_dir / sweep.name / "multirun.yaml"
+    if not path.is_file():
+        return None
+    task = ((yaml.safe_load(path.read_text()) or {}).get("hydra", {}).get("overrides") or {}).get("task")
+    return [str(t) for t in task or []]
+
+
+def extra_overrides(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[str]:
+    """Overrides the runs used beyond the definition's: given now, or recorded by an earlier run."""
+    found = list(extra)
+    for sweep in definition.sweeps:
+        own = set(definition.command(sweep, sweep_dir, [])[4:])
+        found += [o for o in recorded_overrides(sweep_dir, sweep) or [] if o not in own and o not in found]
+    return found
+
+
+def build_table_report(
+    definition: TableDefinition, sweep_dir: Path, extra: list[str], wandb: bool | None
+) -> ReportFiles:
+    commands = []
+    for sweep in definition.sweeps:
+        # Show what actually ran (a --report-only rebuild may not know the extra overrides of the run).
+        recorded = recorded_overrides(sweep_dir, sweep)
+        command = (
+            ["recsci", "-m", *recorded]
+            if recorded is not None
+            else definition.command(sweep, sweep_dir, extra)[2:]
+        )
+        label = "command" if recorded is not None else "command (never started)"
+        commands.append((label, shlex.join(["recsci", *command[1:]])))
+    return build_report(
+        sweep_dir,
+        definition.layout,
+        title=definition.title,
+        anchors=definition.anchors,
+        plots=definition.plots,
+        facts=[("table", f"recsci table {definition.path}"), *commands],
+        wandb=wandb,
+        wandb_group=definition.name,
+    )
+
+
+def update_readme(definition: TableDefinition, files: ReportFiles, extra: list[str]) -> Path | None:
+    """Replace (or append) the table's marked section of its README with the latest numbers."""
+    if definition.readme is None:
+        return None
+    start, end = f"<!-- recsci-table: {definition.name} -->", f"<!-- /recsci-table: {definition.name} -->"
+    section = "\n".join([start, readme_section(definition, files, extra), end])
+    path = definition.readme
+    text = path.read_text() if path.is_file() else f"# {definition.problem or 'recsci'} tables\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    return path
+
+
+def readme_section(definition: TableDefinition, files: ReportFiles, extra: list[str]) -> str:
+    facts = dict(files.report.facts)
+    rerun = f"recsci table {definition.path}" + (" -- " + shlex.join(extra) if extra else "")
+    lines = [
+        f"### {definition.title}",
+        "",
+        "```bash",
+        rerun,
+        "```",
+        "",
+        f"Latest: {files.report.generated}; {facts.get('runs', '')} runs; seeds {facts.get('seeds', '-')}; "
+        f"commit {facts.get('commits', '-')}.",
+    ]
+    if extra:
+        lines.append(f"**Extra overrides:** `{' '.join(extra)}` (not the table's own settings).")
+    if "published rows" in facts:
+        lines.append(f"Published rows: {facts['published rows']}.")
+    lines += ["", markdown_table(files.report.results), ""]
+    lines += [line for note in files.report.notes for line in (note, "")]
+    return "\n".join(lines)
