@@ -35,7 +35,8 @@ def test_wandb_offline_run_has_config_summary_and_tags(make_config, tmp_path: Pa
     assert recorded["summary"]["test/auc"] == pytest.approx(final["test/auc"])
     assert recorded["summary"]["val/auc"] == pytest.approx(final["val/auc"])
     assert recorded["group"] == "wandb_check" and recorded["job_type"] == "graph"
-    assert recorded["tags"] == ["graph", "unit"]
+    # Configured tags, then the dataset and model options chosen.
+    assert recorded["tags"] == ["graph", "unit", "synthetic_products", "graphsage"]
     # The resolved Hydra config is the run config.
     assert recorded["config"]["model"]["lr"] == 0.01
     assert recorded["config"]["experiment_name"] == "wandb_check"

@@ -214,7 +214,9 @@ def test_directed_link_metrics_on_a_split() -> None:
     expected = {"hits@20", "hits@50", "hits@100", "mrr", "auc", "ap", "acc", "direction_auc", "direction_acc"}
     expected |= {"rec_hits@10", "rec_mrr", "rec_queries"}
     expected |= {f"rec_{m}_{b}" for m in ("hits@10", "mrr", "queries") for b in ("low", "mid", "high")}
+    expected |= {"rec_bucket_edge_low_mid", "rec_bucket_edge_mid_high"}
     assert set(metrics) == expected
+    assert metrics["rec_bucket_edge_low_mid"] <= metrics["rec_bucket_edge_mid_high"]
     assert metrics["direction_auc"] == 0.5 and metrics["direction_acc"] == 0.5  # a symmetric scorer
     assert metrics["rec_queries"] == sum(metrics[f"rec_queries_{b}"] for b in ("low", "mid", "high"))
     assert "rec_mrr" not in directed_link_metrics(

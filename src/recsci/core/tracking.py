@@ -23,6 +23,7 @@ def wandb_logger(
     group: str | None = None,
     job_type: str | None = None,
     tags: Sequence[str] | None = None,
+    extra_tags: Sequence[str | None] | None = None,
     name: str | None = None,
     entity: str | None = None,
     mode: WandbMode | None = None,
@@ -39,12 +40,13 @@ def wandb_logger(
     if chosen == "dryrun":  # wandb's old name for offline
         chosen = "offline"
     os.makedirs(save_dir, exist_ok=True)
+    all_tags = list(dict.fromkeys([*(tags or []), *(t for t in (extra_tags or []) if t)]))
     return WandbLogger(
         project=project,
         save_dir=save_dir,
         group=group,
         job_type=job_type,
-        tags=list(tags or []),
+        tags=all_tags,
         name=name,
         entity=entity,
         mode=chosen,

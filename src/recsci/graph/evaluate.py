@@ -281,13 +281,18 @@ def recommendation_metrics(
     per_query_metrics = {"mrr": per_query(1.0 / ranks)}
     for k in ks:
         per_query_metrics[f"hits@{k}"] = per_query((ranks <= k).double())
-    buckets, _ = degree_buckets(query_degrees(train_edges, num_nodes, bucket_by)[queries], bucket_edges)
+    buckets, (edge_low_mid, edge_mid_high) = degree_buckets(
+        query_degrees(train_edges, num_nodes, bucket_by)[queries], bucket_edges
+    )
 
     def mean(values: Tensor) -> float:
         return float(values.mean()) if values.numel() else float("nan")
 
     metrics = {f"{prefix}{name}": mean(values) for name, values in per_query_metrics.items()}
     metrics[f"{prefix}queries"] = float(queries.numel())
+    # The degree edges of the buckets, so reports can say what "low" and "high" meant on this split.
+    metrics[f"{prefix}bucket_edge_low_mid"] = edge_low_mid
+    metrics[f"{prefix}bucket_edge_mid_high"] = edge_mid_high
     for index, bucket in enumerate(BUCKETS):
         in_bucket = buckets == index
         for name, values in per_query_metrics.items():

@@ -40,10 +40,19 @@ def hits_by_degree_bucket(
     ax.set_title("HitRate by query-degree bucket")
     ax.legend(fontsize="small", ncols=2)
     caption = (
-        "Queries bucketed by their out-degree in the training graph (terciles unless the data config sets "
-        "bucket edges); low-degree queries are where degree-adaptive sampling should help."
+        "Queries bucketed by their out-degree in the training graph (terciles of the evaluated queries"
+        f"{_edges_text(data)}); low-degree queries are where degree-adaptive sampling should help."
     )
     return [Plot("hits_by_degree_bucket", "HitRate@K by query-degree bucket", figure=fig, caption=caption)]
+
+
+def _edges_text(data: ReportData) -> str:
+    """The bucket edges the runs recorded, e.g. ': low <= 1, mid <= 3, high > 3' (empty if unknown)."""
+    low_mid = sorted({v for g in data.groups for v in g.values("test/rec_bucket_edge_low_mid")})
+    mid_high = sorted({v for g in data.groups for v in g.values("test/rec_bucket_edge_mid_high")})
+    if len(low_mid) != 1 or len(mid_high) != 1:
+        return "" if not low_mid else " (edges differ between splits)"
+    return f": low <= {low_mid[0]:g}, mid <= {mid_high[0]:g}, high > {mid_high[0]:g}"
 
 
 def fanout_by_degree(data: ReportData, max_degree: int = 1000, hop: int = 0) -> list[Plot]:
