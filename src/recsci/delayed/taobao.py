@@ -78,14 +78,19 @@ class TaobaoUserBehavior:
             chunksize=self.chunk_rows,
         )
         for chunk in reader:
-            behavior = chunk["behavior"].astype(str).map(BEHAVIORS)
-            if behavior.isna().any():
-                bad = sorted(set(chunk["behavior"].astype(str)[behavior.isna()]))[:5]
+            # Map the few categories, not the rows: a code of -1 (missing) picks the table's last entry, -1.
+            categorical = chunk["behavior"].cat
+            table = np.array(
+                [BEHAVIORS.get(str(c), -1) for c in categorical.categories] + [-1], dtype=np.int8
+            )
+            behavior = table[categorical.codes.to_numpy()]
+            if (behavior < 0).any():
+                bad = sorted(set(chunk["behavior"].astype(str)[behavior < 0]))[:5]
                 raise ValueError(f"{self.path}: unknown behavior_type values {bad}")
             parts["user"].append(chunk["user"].to_numpy(np.int64))
             parts["item"].append(chunk["item"].to_numpy(np.int64))
             parts["cat"].append(chunk["cat"].to_numpy(np.int64))
-            parts["behavior"].append(behavior.to_numpy(np.int8))
+            parts["behavior"].append(behavior)
             parts["ts"].append(chunk["ts"].to_numpy(np.int64))
         return {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in parts.items()}
 
@@ -119,14 +124,21 @@ def _count_before(
 ) -> np.ndarray:
     """For each query, how many events of the same group happened strictly before ``query_ts``.
 
-    Groups are made dense, then (group, ts) packed into one sorted int64 key: two ``searchsorted``s.
+    Groups are made dense, then (group, ts) packed into one sorted int64 key: two ``searchsorted``s, with
+    the queries in sorted order (numpy's binary search then starts from the previous hit; on 11.6 M queries
+    in random order it was ~8x slower, cache misses).
     """
     _, dense = np.unique(np.concatenate([group, query_group]), return_inverse=True)
     g, qg = dense[: group.size].astype(np.int64), dense[group.size :].astype(np.int64)
     shift = np.int64(1 << 24)  # seconds since the window start (< 9 days = 777,600 s < 2^24)
     key = np.sort(g * shift + ts.astype(np.int64))
     query = qg * shift + query_ts.astype(np.int64)
-    return np.searchsorted(key, query, side="left") - np.searchsorted(key, qg * shift, side="left")
+    order = np.argsort(query)
+    counts = np.empty(query.shape, dtype=np.int64)
+    counts[order] = np.searchsorted(key, query[order], side="left") - np.searchsorted(
+        key, qg[order] * shift, side="left"
+    )
+    return counts
 
 
 def build_click_log(events: dict[str, np.ndarray], attribution_hours: float, id_buckets: int) -> ClickLog:
@@ -134,6 +146,7 @@ def build_click_log(events: dict[str, np.ndarray], attribution_hours: float, id_
     keep = (events["ts"] >= WINDOW_START) & (events["ts"] < WINDOW_END)
     user, item, cat = events["user"][keep], events["item"][keep], events["cat"][keep]
     behavior, ts = events["behavior"][keep], events["ts"][keep] - WINDOW_START
+    del events, keep  # the raw columns (~33 bytes per row) are freed here when the caller holds no reference
     # Pair ids: one int per (user, item).
     pair_codes, pair = np.unique(_pair_code(user, item), return_inverse=True)
     pair = pair.ravel()
@@ -182,7 +195,7 @@ def build_click_log(events: dict[str, np.ndarray], attribution_hours: float, id_
     return ClickLog(
         click_ts=click_h,
         conv_ts=conv_h,
-        features=np.stack(columns, axis=1).astype(np.int32),
+        features=_stack_int32(columns),
         cardinalities=cards,
         field_names=names,
         engagement_ts=np.stack([cart / 3600.0, fav / 3600.0], axis=1),
@@ -190,6 +203,14 @@ def build_click_log(events: dict[str, np.ndarray], attribution_hours: float, id_
         attribution_hours=attribution_hours,
         name="taobao_userbehavior",
     )
+
+
+def _stack_int32(columns: list[np.ndarray]) -> np.ndarray:
+    """``np.stack(columns, axis=1).astype(np.int32)`` without the int64 intermediate (all ids fit int32)."""
+    out = np.empty((columns[0].shape[0], len(columns)), dtype=np.int32)
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
 
 
 def _pair_code(a: np.ndarray, b: np.ndarray) -> np.ndarray:
