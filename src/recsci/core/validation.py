@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from hydra.utils import get_object
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from recsci.core.errors import ConfigError
@@ -182,10 +182,3 @@ def _unknown_key_message(key: str, valid: Mapping[str, Any], owner: str, key_pat
     hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(sorted(valid))
     return f"{key_path or key}: unknown key for {owner}.{hint} Valid keys: {listed}"
-
-
-def ensure_container(value: Any) -> Any:
-    """Plain Python containers from OmegaConf ones (for code that must not depend on OmegaConf types)."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
