@@ -292,17 +292,12 @@ class MIST(DecisionRule):
         cum_n, cum_p = np.cumsum(n_atom[order]), np.cumsum(p_atom[order])
         group_end = np.append(np.flatnonzero(rate_sorted[1:] != rate_sorted[:-1]), rate_sorted.size - 1)
         feasible = group_end[meets_bound(cum_p[group_end], cum_n[group_end], self.precision_bound)]
-        if (
-            feasible.size == 0
-        ):  # cannot happen after _check_reachable (the top atom is a cell), kept as a guard
+        if feasible.size == 0:  # cannot happen after _check_reachable (the top atom is a cell): a guard
             raise PrecisionBoundUnreachableError(self.precision_bound, float(rate_sorted[0]), self.name)
         end = feasible[np.argmax(cum_p[feasible])]
         tau = rate_sorted[end]
-        choice = []
-        for r, curve in enumerate(curves):
-            in_bucket = rate[bucket == r]
-            choice.append(int((in_bucket >= tau).sum()) if in_bucket.size else 0)
-            _ = curve
+        # Per bucket: how many of its atoms (high score first) clear the global calibrated threshold.
+        choice = [int((rate[bucket == r] >= tau).sum()) for r in range(len(curves))]
         self._set_from_choice(edges, curves, choice)
         self._extra_summary = {"calibrated_threshold": float(tau)}
 
