@@ -284,9 +284,9 @@ class FSIW(Method):
         return fsiw_weights(batch["label"], batch["p_obs"], 1.0 - batch["z"])
 
 
-class ESDFM(Method):
-    """Elapsed-time sampling DFM (Yang et al. 2021): waiting window w, importance weights with p_dp(x)
-    and p_rn(x) = 1 - z(x) from auxiliary models fitted on the pretraining window."""
+class DelayAndFlipMethod(Method):
+    """Base of the methods weighted by a delay model ``p_dp(x)`` and a flip model ``z``: it holds both
+    auxiliary models and predicts both for every training record (constants for the weights)."""
 
     def __init__(self, dp: AuxiliaryModel, flip: AuxiliaryModel, weight_clip: WeightClip = None) -> None:
         super().__init__(weight_clip)
@@ -295,6 +295,11 @@ class ESDFM(Method):
     @torch.no_grad()
     def prepare(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
         return {"p_dp": self.dp.predict_records(log, records), "z": self.flip.predict_records(log, records)}
+
+
+class ESDFM(DelayAndFlipMethod):
+    """Elapsed-time sampling DFM (Yang et al. 2021): waiting window w, importance weights with p_dp(x)
+    and p_rn(x) = 1 - z(x) from auxiliary models fitted on the pretraining window."""
 
     def weights(self, logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         return esdfm_weights(batch["label"], batch["p_dp"], 1.0 - batch["z"])
@@ -318,22 +323,14 @@ class DEFER(Method):
         return defer_weights(batch["label"], torch.sigmoid(logits.detach()), batch["p_dp"])
 
 
-class DEFUSE(Method):
+class DEFUSE(DelayAndFlipMethod):
     """DEFUSE (Chen et al. 2022): label correction of observed negatives with z = P(FN | observed neg, x)."""
-
-    def __init__(self, dp: AuxiliaryModel, flip: AuxiliaryModel, weight_clip: WeightClip = None) -> None:
-        super().__init__(weight_clip)
-        self.dp, self.flip = dp, flip
-
-    @torch.no_grad()
-    def prepare(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
-        return {"p_dp": self.dp.predict_records(log, records), "z": self.flip.predict_records(log, records)}
 
     def weights(self, logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         return defuse_weights(batch["label"], batch["kind"], batch["z"], batch["p_dp"])
 
 
-class EngagementIS(Method):
+class EngagementIS(DelayAndFlipMethod):
     """Engagement-aware importance sampling: ES-DFM's algebra with p_rn replaced by 1 - z(x, e, g), where
     z = P(eventually converts | not converted by elapsed e, x, engagement g seen by e), fitted on
     counterfactual cuts of the matured pretraining window.
@@ -350,16 +347,12 @@ class EngagementIS(Method):
         form: Literal["importance", "soft_label", "label_correction"] = "importance",
         weight_clip: WeightClip = None,
     ) -> None:
-        super().__init__(weight_clip)
-        self.dp, self.flip, self.form = dp, flip, form
+        super().__init__(dp, flip, weight_clip)
+        self.form = form
 
     @property
     def name(self) -> str:
         return f"engagement_is[{self.form}]"
-
-    @torch.no_grad()
-    def prepare(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
-        return {"p_dp": self.dp.predict_records(log, records), "z": self.flip.predict_records(log, records)}
 
     def weights(self, logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         label, p_dp, z = batch["label"], batch["p_dp"], batch["z"]

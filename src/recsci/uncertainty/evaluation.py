@@ -150,12 +150,7 @@ def plot_positive_rate_by_bucket(
     ax.set_title("Positive rate vs score per uncertainty bucket\n(low -> high uncertainty: dark -> light)")
     if n_buckets <= 10:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def plot_precision_recall(points: Mapping[str, list[tuple[float, float]]], path: str | Path) -> Path:
@@ -175,6 +170,13 @@ def plot_precision_recall(points: Mapping[str, list[tuple[float, float]]], path:
     ax.set_ylabel("test precision")
     ax.set_title("Precision-recall of rules fitted on hold-out at each bound")
     ax.legend(fontsize=7)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Write ``fig`` as PNG (creating the folder) and release it: plots are made in loops over runs."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
