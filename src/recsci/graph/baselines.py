@@ -9,9 +9,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.utils import degree
 
-from recsci.graph.models import NodeEmbeddings
-
-PositiveInt = Annotated[int, Field(ge=1)]
+from recsci.graph.models import NodeEmbeddings, PositiveInt
 
 
 class FeatureMLP(nn.Module):

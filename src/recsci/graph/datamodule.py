@@ -14,11 +14,11 @@ from torch_geometric.data import Data
 from torch_geometric.utils import degree
 
 from recsci.graph.edge_set import EdgeSet
+from recsci.graph.models import PositiveInt
 from recsci.graph.sampling import DirectedCSR, NeighborSampler
 from recsci.graph.splits import EvalEdges, LinkSplit, SplitSource, split_links
 
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
-PositiveInt = Annotated[int, Field(ge=1)]
 FeatureKind = Literal["raw", "degree", "raw+degree"]
 
 

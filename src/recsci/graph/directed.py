@@ -22,10 +22,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import degree, scatter
 
-from recsci.graph.models import NodeEmbeddings, _widths
+from recsci.graph.models import DropoutRate, NodeEmbeddings, PositiveInt, layer_widths
 
-PositiveInt = Annotated[int, Field(ge=1)]
-DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)]
 Orientation = Literal["out_to_source", "in_to_source"]
 
 
@@ -115,7 +113,7 @@ class BLADE(nn.Module):
         super().__init__()
         # One projection to both roles' starting points (split below): one matmul instead of two.
         self.role_input = nn.Linear(in_channels, 2 * hidden_channels)
-        widths = _widths(hidden_channels, hidden_channels, out_channels, num_layers)
+        widths = layer_widths(hidden_channels, hidden_channels, out_channels, num_layers)
         self.layers = nn.ModuleList([DualRoleConv(i, o, orientation, both_sides) for i, o in widths])
         self.dropout = dropout
 
@@ -164,7 +162,7 @@ class DiGAE(nn.Module):
         dropout: DropoutRate = 0.0,
     ) -> None:
         super().__init__()
-        widths = _widths(in_channels, hidden_channels, out_channels, num_layers)
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
         # Source of u gathers targets of its out-neighbours (messages v -> u on the flipped graph).
         self.source_layers = nn.ModuleList([DiGAEConv(i, o, beta, alpha) for i, o in widths])
         self.target_layers = nn.ModuleList([DiGAEConv(i, o, alpha, beta) for i, o in widths])

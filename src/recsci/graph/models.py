@@ -49,7 +49,7 @@ class SymmetricGNN(nn.Module):
         return NodeEmbeddings(source=h, target=h)
 
 
-def _widths(
+def layer_widths(
     in_channels: int, hidden_channels: int, out_channels: int, num_layers: int
 ) -> list[tuple[int, int]]:
     dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
@@ -68,7 +68,7 @@ class GraphSAGE(SymmetricGNN):
         dropout: DropoutRate = 0.0,
         aggr: str = "mean",
     ) -> None:
-        widths = _widths(in_channels, hidden_channels, out_channels, num_layers)
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
         super().__init__([SAGEConv(i, o, aggr=aggr) for i, o in widths], dropout)
 
 
@@ -83,7 +83,7 @@ class GCN(SymmetricGNN):
         num_layers: PositiveInt = 2,
         dropout: DropoutRate = 0.0,
     ) -> None:
-        widths = _widths(in_channels, hidden_channels, out_channels, num_layers)
+        widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
         super().__init__([GCNConv(i, o) for i, o in widths], dropout)
 
 
