@@ -89,9 +89,11 @@ def bench_epoch(args: argparse.Namespace) -> None:
             times[name].append(time.perf_counter() - start)
     median = {name: statistics.median(t[2:]) for name, t in times.items()}  # skip warm-up steps
     edges = statistics.median(b[0].num_edges for b in batches)
-    print(f"graph: {args.num_nodes} nodes, {args.num_edges} edges; {args.batches} batches of {args.batch_size} "
-          f"positives, median {edges:.0f} sampled edges/batch, width {args.hidden}, {args.layers} layers, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"graph: {args.num_nodes} nodes, {args.num_edges} edges; {args.batches} batches of {args.batch_size} "
+        f"positives, median {edges:.0f} sampled edges/batch, width {args.hidden}, {args.layers} layers, "
+        f"{torch.get_num_threads()} threads"
+    )
     print("| encoder | median step (ms) | epoch estimate (s, all edges) |")
     print("|---|---:|---:|")
     steps_per_epoch = args.num_edges / args.batch_size
@@ -126,7 +128,9 @@ def bench_scale(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["epoch", "scale"])
     parser.add_argument("--num-nodes", type=int, default=20_000)
     parser.add_argument("--num-edges", type=int, default=200_000)

@@ -26,7 +26,6 @@ from recsci.graph.sampling import (
     _ops,
     powerlaw_exponent,
 )
-from recsci.graph.sampling._ops import SPARSE_RATIO
 
 # Chi-square tests reject at p < 1e-4; with the fixed seeds below they pass deterministically, and a
 # sampler with a real bias (e.g. always favouring the first slots) fails them by orders of magnitude.
@@ -123,17 +122,16 @@ def test_in_direction_one_hop_targets_are_seeds(graph) -> None:
 
 @pytest.mark.parametrize("side", ["in", "out"])
 @pytest.mark.parametrize("replace", [False, True])
-def test_per_node_count(graph, side: str, replace: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_node_count(graph, side: str, replace: bool) -> None:
     edge_index, csr = graph
-    monkeypatch.setattr(_ops, "SPARSE_MIN_SLOTS", 0)  # force the rejection path on this small graph
     schedule = DegreePowerFanout(c=12, gamma=-0.5, k_min=2, k_max=9)
     seeds = torch.randperm(300, generator=gen(1))
     sub = NeighborSampler(schedule, 1, side, replace).sample(csr, seeds, gen(2))
     deg = csr.side(side).degree[seeds]
     k = schedule(0, deg)
-    # All three without-replacement paths must be exercised: take-all, sorted, rejection.
-    assert bool((k >= deg).any()) and bool(((k < deg) & (deg <= SPARSE_RATIO * k)).any())
-    assert bool((deg > SPARSE_RATIO * k).any())
+    # All three without-replacement paths must be exercised: take-all, drop deg - k, keep k.
+    assert bool((k >= deg).any()) and bool(((k < deg) & (2 * k > deg)).any())
+    assert bool((2 * k <= deg).any())
     center = sub.edge_index[1] if side == "in" else sub.edge_index[0]
     counts = torch.bincount(center, minlength=300)  # seeds are local ids 0..299 in seed order
     expected = torch.minimum(k, deg) if not replace else torch.where(deg > 0, k, 0)
@@ -142,16 +140,15 @@ def test_per_node_count(graph, side: str, replace: bool, monkeypatch: pytest.Mon
         assert sub.edge_ids.unique().numel() == sub.num_edges
 
 
-@pytest.mark.parametrize(("factor", "rounds"), [(0.01, 1), (0.5, 4)], ids=["fallback-to-sort", "retries"])
-def test_rejection_retries_and_fallback_stay_exact(
-    factor: float, rounds: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Force rejection rounds to fail (too few draws): retries, then the sort fallback, must still be exact."""
-    monkeypatch.setattr(_ops, "_FIRST_FACTOR", factor)
-    monkeypatch.setattr(_ops, "_MAX_REJECTION_ROUNDS", rounds)
+@pytest.mark.parametrize("draws", ["need", "one"])
+def test_rejection_rounds_stay_exact(draws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starve the rejection rounds (exactly the missing number of draws, or one draw per segment and
+    round): the many later rounds must still give exactly k distinct, uniform slots per node."""
+    size = {"need": lambda need, deg, count: need, "one": lambda need, deg, count: (need > 0).long()}
+    monkeypatch.setattr(_ops, "_num_draws", size[draws])
     seeds, csr = star_forest(num_stars=2000, leaves=30)
-    sub = NeighborSampler(UniformFanout([5]), 1, "in").sample(csr, seeds, gen(5))
-    assert torch.equal(torch.bincount(sub.edge_index[1], minlength=2000), torch.full((2000,), 5))
+    sub = NeighborSampler(UniformFanout([15]), 1, "in").sample(csr, seeds, gen(5))
+    assert torch.equal(torch.bincount(sub.edge_index[1], minlength=2000), torch.full((2000,), 15))
     assert sub.edge_ids.unique().numel() == sub.num_edges
     assert chi_square_uniform(np.bincount((sub.edge_ids % 30).numpy(), minlength=30)) > P_REJECT
 
@@ -175,8 +172,8 @@ def chi_square_uniform(counts: np.ndarray) -> float:
 
 @pytest.mark.parametrize(
     ("leaves", "k", "replace"),
-    [(20, 6, False), (40, 3, False), (7, 3, True), (10, 9, False)],
-    ids=["sorted-path", "rejection-path", "with-replacement", "nearly-all"],
+    [(20, 6, False), (40, 3, False), (7, 3, True), (10, 9, False), (20, 13, False)],
+    ids=["keep-path", "keep-path-sparse", "with-replacement", "drop-one", "drop-path"],
 )
 def test_uniform_over_leaves(leaves: int, k: int, replace: bool) -> None:
     seeds, csr = star_forest(num_stars=3000, leaves=leaves)
@@ -186,9 +183,9 @@ def test_uniform_over_leaves(leaves: int, k: int, replace: bool) -> None:
     assert chi_square_uniform(counts) > P_REJECT
 
 
-@pytest.mark.parametrize(("leaves", "k"), [(5, 2), (9, 2)], ids=["sorted-path", "rejection-path"])
+@pytest.mark.parametrize(("leaves", "k"), [(5, 2), (9, 2), (5, 3)], ids=["keep-path", "sparse", "drop-path"])
 def test_uniform_over_subsets(leaves: int, k: int) -> None:
-    """Each 2-subset of a node's neighbours is equally likely (not only each neighbour)."""
+    """Each k-subset of a node's neighbours is equally likely (not only each neighbour)."""
     seeds, csr = star_forest(num_stars=8000, leaves=leaves)
     sub = NeighborSampler(UniformFanout([k]), 1, "in").sample(csr, seeds, gen(11))
     pos = (sub.edge_ids % leaves).numpy()
@@ -197,8 +194,8 @@ def test_uniform_over_subsets(leaves: int, k: int) -> None:
     for s, p in zip(star.tolist(), pos.tolist(), strict=True):
         pairs.setdefault(s, []).append(p)
     counts = Counter(tuple(sorted(v)) for v in pairs.values())
-    assert all(len(v) == 2 and v[0] != v[1] for v in pairs.values())
-    assert len(counts) == math.comb(leaves, 2)
+    assert all(len(v) == k and len(set(v)) == k for v in pairs.values())
+    assert len(counts) == math.comb(leaves, k)
     assert chi_square_uniform(np.array(list(counts.values()))) > P_REJECT
 
 
@@ -429,7 +426,6 @@ def test_pyg_rejects_repeated_seeds() -> None:
         (lambda: NeighborSampler(UniformFanout([2]), 0), "num_hops"),
         (lambda: NeighborSampler(UniformFanout([2]), 2), "num_hops"),
         (lambda: NeighborSampler(UniformFanout([2]), 1, "sideways"), "direction"),
-        (lambda: NeighborSampler(UniformFanout([2]), 1, sparse_ratio=1.0), "sparse_ratio"),
         (lambda: powerlaw_exponent(torch.tensor([1, 2]), d_min=0), "d_min"),
         (lambda: DirectedCSR.from_edge_index(torch.tensor([[0, 3]]), 3), "edge_index"),
         (lambda: DirectedCSR.from_edge_index(torch.tensor([[0], [3]]), 3), "edge_index"),

@@ -8,7 +8,7 @@ plugs the same sampler into PyG's ``NodeLoader``/``LinkLoader``.
 
 from recsci.graph.sampling.csr import Adjacency, DirectedCSR
 from recsci.graph.sampling.fanout import DegreePowerFanout, FanoutSchedule, UniformFanout, powerlaw_exponent
-from recsci.graph.sampling.neighbor import NeighborSampler, SampledSubgraph
+from recsci.graph.sampling.neighbor import NeighborDraw, NeighborSampler, SampledSubgraph
 from recsci.graph.sampling.pyg import PygNeighborSampler
 from recsci.graph.sampling.walks import WalkFill
 
@@ -17,6 +17,7 @@ __all__ = [
     "DegreePowerFanout",
     "DirectedCSR",
     "FanoutSchedule",
+    "NeighborDraw",
     "NeighborSampler",
     "PygNeighborSampler",
     "SampledSubgraph",

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from recsci.core.errors import ConfigError
 from recsci.graph.edge_set import EdgeSet
+from recsci.graph.sampling._ops import SENTINEL
 
 Side = Literal["in", "out"]
 
@@ -36,16 +37,18 @@ class DirectedCSR:
     order of the original ``edge_index`` (stable sort), so results are reproducible. Parallel edges
     and self-loops are kept as they are: each is its own slot with its own edge id.
 
-    The object also owns a reusable global->local id buffer (``num_nodes`` longs, all ``-1`` between
-    calls) that :class:`~recsci.graph.sampling.NeighborSampler` borrows to relabel nodes without a
-    sort; it makes sampling not thread-safe on one graph object (DataLoader worker *processes* are fine,
-    each has its own copy).
+    The object also owns two reusable scratch buffers that :class:`~recsci.graph.sampling.NeighborSampler`
+    borrows to find duplicates without sorting: a global->local id map (``num_nodes`` longs, all ``-1``
+    between calls) and a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls, created on
+    first use). They make sampling not thread-safe on one graph object (DataLoader worker *processes*
+    are fine, each has its own copy).
     """
 
     num_nodes: int
     out: Adjacency
     inc: Adjacency
     _local_map: Tensor | None = field(default=None, repr=False)
+    _slot_scratch: Tensor | None = field(default=None, repr=False)
     _edge_set: EdgeSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -93,7 +96,7 @@ class DirectedCSR:
         raise ConfigError(f"side must be 'in' or 'out', got {side!r}")
 
     def to(self, device: torch.device | str) -> DirectedCSR:
-        """Return a copy on ``device`` (the relabel buffer is recreated there lazily)."""
+        """Return a copy on ``device`` (the scratch buffers are recreated there lazily)."""
 
         def move(adj: Adjacency) -> Adjacency:
             return Adjacency(*(t.to(device) for t in (adj.ptr, adj.neighbor, adj.edge_id, adj.degree)))
@@ -115,6 +118,23 @@ class DirectedCSR:
         if self._local_map is None or self._local_map.device != self.device:
             self._local_map = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.device)
         return self._local_map
+
+    def borrow_slot_scratch(self) -> Tensor:
+        """Return the per-slot buffer (all ``SENTINEL``); callers must reset the entries they set.
+
+        One entry per adjacency slot, which is also one per edge id, so it serves both for rejection
+        sampling (slot ids) and for dropping edges picked twice (edge ids).
+        """
+        if self._slot_scratch is None or self._slot_scratch.device != self.device:
+            self._slot_scratch = torch.full((self.num_edges,), SENTINEL, dtype=torch.long, device=self.device)
+        return self._slot_scratch
+
+    def reset_scratch(self) -> None:
+        """Refill both scratch buffers completely (after an error left some entries set)."""
+        if self._local_map is not None:
+            self._local_map.fill_(-1)
+        if self._slot_scratch is not None:
+            self._slot_scratch.fill_(SENTINEL)
 
 
 def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:

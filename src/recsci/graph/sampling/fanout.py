@@ -41,7 +41,7 @@ class FanoutSchedule(ABC):
 
         Default: the degree in the direction being sampled. Override to use another one.
         """
-        return graph.side(side).degree[nodes]
+        return graph.side(side).degree.index_select(0, nodes)
 
 
 class UniformFanout(FanoutSchedule):
@@ -112,10 +112,10 @@ class DegreePowerFanout(FanoutSchedule):
     def degree_of(self, graph: DirectedCSR, nodes: Tensor, side: Side) -> Tensor:
         """Degree chosen by the ``degree`` switch."""
         if self.degree == "sampled":
-            return graph.side(side).degree[nodes]
+            return graph.side(side).degree.index_select(0, nodes)
         if self.degree == "total":
-            return graph.total_degree[nodes]
-        return graph.side(self.degree).degree[nodes]
+            return graph.total_degree.index_select(0, nodes)
+        return graph.side(self.degree).degree.index_select(0, nodes)
 
     def __repr__(self) -> str:
         return (

@@ -4,10 +4,9 @@ No ``from __future__ import annotations`` here: pydantic reads the ``__init__`` 
 """
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
-from annotated_types import Gt
 from torch import Tensor
 
 from recsci.core.errors import ConfigError
@@ -25,7 +24,8 @@ class SampledSubgraph:
 
     - ``nodes``: global ids. The seeds come first in their given order; duplicate seeds are dropped,
       keeping the first occurrence (so ``num_seeds`` may be smaller than ``len(seeds)``). Then come the
-      nodes first reached at hop 1, hop 2, ...; within a hop they are sorted by global id.
+      nodes first reached at hop 1, hop 2, ...; within a hop in order of first appearance among that
+      hop's sampled edges (as PyG's samplers order them).
     - ``edge_index``: ``[2, E]`` local ids into ``nodes``, in the original edge direction
       (row 0 = source, row 1 = target of the real graph), whichever direction was sampled.
     - ``edge_ids``: ``[E]`` position of each sampled edge in the original ``edge_index``; negative ids
@@ -57,14 +57,24 @@ class SampledSubgraph:
 
 
 @dataclass
-class _HopEdges:
-    """Edges picked while expanding one frontier, in global ids and original direction."""
+class NeighborDraw:
+    """The neighbours drawn for one frontier on one side, in global ids (no relabelling).
 
-    src: Tensor
-    dst: Tensor
+    Edge ``j`` joins ``frontier[row[j]]`` and ``neighbor[j]``; it is the graph edge ``edge_id[j]``
+    (``neighbor -> frontier node`` for the in side, ``frontier node -> neighbor`` for the out side), or a
+    walk-filled virtual edge when ``edge_id[j] < 0``. ``weight`` is ``None`` when every edge is real
+    (weight 1), else one weight per edge.
+    """
+
+    row: Tensor
+    neighbor: Tensor
     edge_id: Tensor
-    reached: Tensor  # the endpoint on the far side of the frontier, per edge
-    weight: Tensor  # 1 for real edges, the visit share for walk-filled virtual edges
+    weight: Tensor | None = None
+
+    @property
+    def num_edges(self) -> int:
+        """Number of drawn edges."""
+        return int(self.edge_id.numel())
 
 
 class NeighborSampler:
@@ -83,10 +93,10 @@ class NeighborSampler:
 
     The frontier of hop ``h + 1`` is the set of nodes first reached at hop ``h``; nodes already in the
     subgraph are linked to but never re-expanded. Fully vectorised: the only Python loop is over hops.
-    ``sparse_ratio`` (only used without replacement) picks rejection sampling for nodes with
-    ``deg > sparse_ratio * k`` so hubs cost ``O(k)``, not ``O(deg)`` (only once such nodes hold
-    ``_ops.SPARSE_MIN_SLOTS`` slots in all; below that one sort is cheaper); ``None`` sorts every node.
-    Both paths are exact; see ``experiments/bench/README.md`` for timings.
+    :meth:`draw` is one hop's neighbour draw on its own (global ids, no relabelling); :meth:`sample`
+    chains it over hops and relabels the result into a local subgraph. Without replacement a node with
+    ``k < deg`` is sampled by rejection (cost ``O(k)``, so hubs never materialise all their neighbours);
+    see ``experiments/bench/README.md`` for timings.
     """
 
     def __init__(
@@ -95,7 +105,6 @@ class NeighborSampler:
         num_hops: PositiveInt,
         direction: Direction = "both",
         replace: bool = False,
-        sparse_ratio: Annotated[float, Gt(1)] | None = _ops.SPARSE_RATIO,
         walk_fill: WalkFill | None = None,
     ) -> None:
         """Validate and store the sampling configuration."""
@@ -110,10 +119,8 @@ class NeighborSampler:
             )
         if direction not in ("in", "out", "both"):
             raise ConfigError(f"direction must be 'in', 'out' or 'both', got {direction!r}")
-        if sparse_ratio is not None and not sparse_ratio > 1:
-            raise ConfigError(f"sparse_ratio must be > 1 or None, got {sparse_ratio!r}")
         self.schedule, self.num_hops, self.direction = schedule, num_hops, direction
-        self.replace, self.sparse_ratio = bool(replace), sparse_ratio
+        self.replace = bool(replace)
         self.walk_fill = walk_fill
         self._next_virtual_id = 0
 
@@ -145,73 +152,120 @@ class NeighborSampler:
             self._sample(graph, seeds, ("in",), generator),
         )
 
+    def draw(
+        self,
+        graph: DirectedCSR,
+        frontier: Tensor,
+        side: Side,
+        hop: int,
+        generator: torch.Generator | None = None,
+    ) -> NeighborDraw:
+        """Draw the ``side`` neighbours of every ``frontier`` node for expansion ``hop`` (the raw draw).
+
+        The schedule's fan-out, the per-node draw (with or without replacement) and, at hop 0, the walk
+        fill; no deduplication of reached nodes and no relabelling. ``frontier`` must hold distinct,
+        valid node ids (``long``, on the graph's device); unlike :meth:`sample` this is not checked.
+        """
+        adj = graph.side(side)
+        k = self._fanout(graph, frontier, side, hop)
+        start, deg = adj.ptr.index_select(0, frontier), adj.degree.index_select(0, frontier)
+        if self.replace:
+            row, slot = _ops.sample_with_replacement(start, deg, k, generator)
+        else:
+            row, slot = _ops.sample_without_replacement(start, deg, k, generator, graph.borrow_slot_scratch())
+        out = NeighborDraw(row, adj.neighbor.index_select(0, slot), adj.edge_id.index_select(0, slot))
+        if self.walk_fill is not None and hop == 0:
+            # Nodes whose direct neighbourhood is smaller than their budget: top it up from walks.
+            fill_row, fill_other, fill_weight = self.walk_fill.fill(graph, frontier, side, k, generator)
+            # Distinct negative ids keep virtual edges apart from real ones (and from each other).
+            virtual_id = -1 - self._virtual_ids(fill_row.numel(), frontier.device)
+            out = NeighborDraw(
+                row=torch.cat([out.row, fill_row]),
+                neighbor=torch.cat([out.neighbor, fill_other]),
+                edge_id=torch.cat([out.edge_id, virtual_id]),
+                weight=torch.cat([torch.ones(slot.numel(), device=slot.device), fill_weight]),
+            )
+        return out
+
     def _sample(
         self, graph: DirectedCSR, seeds: Tensor, sides: tuple[Side, ...], generator: torch.Generator | None
     ) -> SampledSubgraph:
         seeds = _check_seeds(seeds, graph)
         self._next_virtual_id = 0  # virtual edge ids only need to be unique within one subgraph
         local = graph.borrow_local_map()
-        nodes = [seeds]
         try:
-            local[seeds] = torch.arange(seeds.numel(), device=seeds.device)
-            num_nodes, frontier, hops = seeds.numel(), seeds, []
+            nodes = [_ops.claim_new(local, seeds, 0)]  # drops repeated seeds, keeps first occurrences
+            num_nodes, draws = nodes[0].numel(), []
             for hop in range(self.num_hops):
-                edges = _cat_edges([self._expand(graph, frontier, side, hop, generator) for side in sides])
-                new = edges.reached[local[edges.reached] < 0].unique()
-                nodes.append(new)
-                local[new] = torch.arange(num_nodes, num_nodes + new.numel(), device=new.device)
-                num_nodes += new.numel()
-                hops.append(edges)
-                frontier = new
-            edges = _cat_edges(hops)
-            edge_index = torch.stack([local[edges.src], local[edges.dst]])
-        finally:
-            # Leave the shared buffer all -1 for the next call, even if sampling raised.
-            local[torch.cat(nodes)] = -1
-        node_counts = [n.numel() for n in nodes]
-        edge_hop = _hop_index([h.edge_id.numel() for h in hops], seeds.device)
+                frontier = nodes[-1]
+                hop_draws = [(side, self.draw(graph, frontier, side, hop, generator)) for side in sides]
+                reached = [d.neighbor for _, d in hop_draws]
+                nodes.append(
+                    _ops.claim_new(local, torch.cat(reached) if len(sides) > 1 else reached[0], num_nodes)
+                )
+                # Frontier nodes hold the consecutive local ids frontier_base + row.
+                draws += [(side, d, num_nodes - frontier.numel()) for side, d in hop_draws]
+                num_nodes += nodes[-1].numel()
+            # Write local ids straight into the result: the map is final once every hop is claimed.
+            edge_index = torch.empty(
+                2, sum(d.num_edges for _, d, _ in draws), dtype=torch.long, device=seeds.device
+            )
+            at = 0
+            for side, d, frontier_base in draws:
+                source, target = edge_index[0, at : at + d.num_edges], edge_index[1, at : at + d.num_edges]
+                # Report edges in the graph's own direction: an in-neighbour u of v is the edge u -> v.
+                center, other = (source, target) if side == "out" else (target, source)
+                torch.add(d.row, frontier_base, out=center)
+                torch.index_select(local, 0, d.neighbor, out=other)
+                at += d.num_edges
+        except BaseException:
+            graph.reset_scratch()  # rare: restore whole buffers rather than track half-set entries
+            raise
+        all_nodes = torch.cat(nodes)
+        local.scatter_(0, all_nodes, torch.full((1,), -1, device=local.device).expand(all_nodes.numel()))
+        edge_ids = torch.cat([d.edge_id for _, d, _ in draws])
+        if self.walk_fill is None:
+            edge_weight = torch.ones(edge_ids.numel(), device=edge_ids.device)
+        else:  # only the hop-0 draws carry weights (the fill's visit shares); real edges weigh 1
+            edge_weight = torch.cat(
+                [
+                    torch.ones(d.num_edges, device=edge_ids.device) if d.weight is None else d.weight
+                    for _, d, _ in draws
+                ]
+            )
+        per_hop = len(sides)
+        edge_counts = [
+            sum(draws[h * per_hop + i][1].num_edges for i in range(per_hop)) for h in range(self.num_hops)
+        ]
         if len(sides) > 1 and not self.replace:
             # An edge can be picked from both ends (as u's out-edge and v's in-edge, possibly at
             # different hops): keep its earliest pick so each edge appears once.
-            keep = _ops.first_occurrence_mask(edges.edge_id)
-            edge_index, edge_hop, edges.edge_id = edge_index[:, keep], edge_hop[keep], edges.edge_id[keep]
-            edges.weight = edges.weight[keep]
+            keep = self._first_picks(graph, edge_ids)
+            edge_counts = [int(part.sum()) for part in keep.split(edge_counts)]
+            keep = keep.nonzero().flatten()
+            edge_index, edge_ids = edge_index.index_select(1, keep), edge_ids.index_select(0, keep)
+            edge_weight = edge_weight.index_select(0, keep)
+        node_counts = [n.numel() for n in nodes]
         return SampledSubgraph(
-            nodes=torch.cat(nodes),
+            nodes=all_nodes,
             edge_index=edge_index,
-            edge_ids=edges.edge_id,
-            edge_weight=edges.weight,
-            num_seeds=seeds.numel(),
-            hop_of_node=_hop_index(node_counts, seeds.device),
+            edge_ids=edge_ids,
+            edge_weight=edge_weight,
+            num_seeds=node_counts[0],
+            hop_of_node=torch.repeat_interleave(torch.tensor(node_counts, device=all_nodes.device)),
             num_sampled_nodes=node_counts,
-            num_sampled_edges=torch.bincount(edge_hop, minlength=self.num_hops).tolist(),
+            num_sampled_edges=edge_counts,
         )
 
-    def _expand(
-        self, graph: DirectedCSR, frontier: Tensor, side: Side, hop: int, generator: torch.Generator | None
-    ) -> _HopEdges:
-        """Sample the ``side`` neighbours of every frontier node according to the schedule."""
-        adj = graph.side(side)
-        k = self._fanout(graph, frontier, side, hop)
-        start, deg = adj.ptr[frontier], adj.degree[frontier]
-        if self.replace:
-            row, slot = _ops.sample_with_replacement(start, deg, k, generator)
-        else:
-            row, slot = _ops.sample_without_replacement(start, deg, k, generator, self.sparse_ratio)
-        center, other = frontier[row], adj.neighbor[slot]
-        edge_id, weight = adj.edge_id[slot], torch.ones(slot.numel(), device=slot.device)
-        if self.walk_fill is not None and hop == 0:
-            # Nodes whose direct neighbourhood is smaller than their budget: top it up from walks.
-            fill_row, fill_other, fill_weight = self.walk_fill.fill(graph, frontier, side, k, generator)
-            center = torch.cat([center, frontier[fill_row]])
-            other = torch.cat([other, fill_other])
-            # Distinct negative ids keep virtual edges apart from real ones (and from each other).
-            edge_id = torch.cat([edge_id, -1 - self._virtual_ids(fill_row.numel(), slot.device)])
-            weight = torch.cat([weight, fill_weight])
-        # Report edges in the graph's own direction: an in-neighbour u of v is the edge u -> v.
-        if side == "in":
-            return _HopEdges(src=other, dst=center, edge_id=edge_id, reached=other, weight=weight)
-        return _HopEdges(src=center, dst=other, edge_id=edge_id, reached=other, weight=weight)
+    def _first_picks(self, graph: DirectedCSR, edge_ids: Tensor) -> Tensor:
+        """Mask of the first pick of every real edge (virtual walk-fill edges are all distinct)."""
+        scratch = graph.borrow_slot_scratch()
+        if self.walk_fill is None:
+            return _ops.first_occurrence(edge_ids, scratch)
+        real = (edge_ids >= 0).nonzero().flatten()
+        keep = torch.ones_like(edge_ids, dtype=torch.bool)
+        keep[real] = _ops.first_occurrence(edge_ids.index_select(0, real), scratch)
+        return keep
 
     def _virtual_ids(self, count: int, device: torch.device) -> Tensor:
         start = self._next_virtual_id
@@ -232,30 +286,14 @@ class NeighborSampler:
 
 
 def _check_seeds(seeds: Tensor, graph: DirectedCSR) -> Tensor:
-    """Validate seed ids and drop repeats, keeping first occurrences in order."""
+    """Validate seed ids (repeats are dropped later, while relabelling)."""
     if seeds.dim() != 1 or seeds.is_floating_point() or seeds.dtype == torch.bool:
         raise ConfigError(
             f"seeds must be a 1-D integer tensor, got {seeds.dtype} of shape {tuple(seeds.shape)}"
         )
     seeds = seeds.long().to(graph.device)
-    if seeds.numel() > 0 and (int(seeds.min()) < 0 or int(seeds.max()) >= graph.num_nodes):
-        raise ConfigError(
-            f"seeds must be node ids in [0, {graph.num_nodes}), got [{int(seeds.min())}, {int(seeds.max())}]"
-        )
-    return _ops.unique_first_occurrence(seeds)
-
-
-def _cat_edges(parts: list[_HopEdges]) -> _HopEdges:
-    """Concatenate edge picks (the two sides of one hop, or all hops)."""
-    if len(parts) == 1:
-        return parts[0]
-    return _HopEdges(
-        *(torch.cat([getattr(p, f) for p in parts]) for f in ("src", "dst", "edge_id", "reached", "weight"))
-    )
-
-
-def _hop_index(counts: list[int], device: torch.device) -> Tensor:
-    """``[0] * counts[0] + [1] * counts[1] + ...`` as a long tensor."""
-    return torch.repeat_interleave(
-        torch.arange(len(counts), device=device), torch.tensor(counts, device=device)
-    )
+    if seeds.numel() > 0:
+        lo, hi = (int(v) for v in torch.aminmax(seeds))
+        if lo < 0 or hi >= graph.num_nodes:
+            raise ConfigError(f"seeds must be node ids in [0, {graph.num_nodes}), got [{lo}, {hi}]")
+    return seeds

@@ -1,0 +1,186 @@
+"""Tests for the sampler's sort-free paths: the raw per-hop draw, relabelling through the dense node map,
+edge deduplication and the scratch buffers (recsci.graph.sampling._ops / NeighborSampler.draw)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recsci.graph.sampling import (
+    DegreePowerFanout,
+    DirectedCSR,
+    FanoutSchedule,
+    NeighborSampler,
+    UniformFanout,
+    WalkFill,
+    _ops,
+)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def graph() -> tuple[torch.Tensor, DirectedCSR]:
+    """Heavy-tailed directed graph with a self-loop and parallel edges (hubs, leaves, both kinds)."""
+    g = gen(3)
+    src = torch.multinomial(torch.rand(400, generator=g).pow(-1.5), 5000, replacement=True, generator=g)
+    dst = torch.multinomial(torch.rand(400, generator=g).pow(-1.5), 5000, replacement=True, generator=g)
+    edge_index = torch.cat([torch.stack([src, dst]), torch.tensor([[7, 7, 7], [7, 9, 9]])], dim=1)
+    return edge_index, DirectedCSR.from_edge_index(edge_index, 400)
+
+
+def reference_sample(
+    sampler: NeighborSampler, csr: DirectedCSR, seeds: list[int], sides: tuple[str, ...], seed: int
+) -> tuple[list[int], list[tuple[int, int]], list[int], list[int], list[int]]:
+    """The relabelling spelled out with Python dicts, on the sampler's own per-hop draws.
+
+    Returns (nodes, local edges, edge ids, nodes per hop, edges per hop). Because it asks
+    ``sampler.draw`` for the same frontiers in the same order with the same generator, it sees the
+    same draws as ``sampler.sample``, so the two must agree exactly.
+    """
+    generator = gen(seed)
+    local: dict[int, int] = {}
+    for v in seeds:
+        local.setdefault(v, len(local))
+    frontier, nodes_per_hop = list(local), [len(local)]
+    picks = []  # (hop, source, target, edge id) in global ids, graph direction
+    for hop in range(sampler.num_hops):
+        reached = []
+        for side in sides:
+            d = sampler.draw(csr, torch.tensor(frontier, dtype=torch.long), side, hop, generator)
+            for row, other, eid in zip(d.row.tolist(), d.neighbor.tolist(), d.edge_id.tolist(), strict=True):
+                center = frontier[row]
+                picks.append((hop, other, center, eid) if side == "in" else (hop, center, other, eid))
+                reached.append(other)
+        new = []
+        for v in reached:
+            if v not in local:
+                local[v] = len(local)
+                new.append(v)
+        frontier = new
+        nodes_per_hop.append(len(new))
+    if len(sides) > 1 and not sampler.replace:  # an edge picked from both ends is kept at its first pick
+        seen: set[int] = set()
+        picks = [p for p in picks if p[3] < 0 or not (p[3] in seen or seen.add(p[3]))]
+    edges = [(local[s], local[t]) for _, s, t, _ in picks]
+    edges_per_hop = [sum(1 for p in picks if p[0] == h) for h in range(sampler.num_hops)]
+    return list(local), edges, [p[3] for p in picks], nodes_per_hop, edges_per_hop
+
+
+@pytest.mark.parametrize("direction", ["in", "out", "both"])
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("schedule", ["uniform", "adaptive"])
+def test_relabelled_subgraph_equals_reference(graph, direction: str, replace: bool, schedule: str) -> None:
+    _, csr = graph
+    fanout: FanoutSchedule = (
+        UniformFanout([6, 3])
+        if schedule == "uniform"
+        else DegreePowerFanout(c=20, gamma=-0.5, k_min=2, k_max=12)
+    )
+    sampler = NeighborSampler(fanout, 2, direction, replace)
+    seeds = [5, 17, 5, 300, 42, 17, 0]  # repeats must be dropped, first occurrences kept in order
+    sides = ("in", "out") if direction == "both" else (direction,)
+    nodes, edges, edge_ids, nodes_per_hop, edges_per_hop = reference_sample(sampler, csr, seeds, sides, 9)
+    sub = sampler.sample(csr, torch.tensor(seeds), gen(9))
+    assert sub.nodes.tolist() == nodes
+    assert sub.edge_index.t().tolist() == [list(e) for e in edges]
+    assert sub.edge_ids.tolist() == edge_ids
+    assert sub.num_sampled_nodes == nodes_per_hop and sub.num_sampled_edges == edges_per_hop
+    assert sub.num_seeds == 5 and sub.hop_of_node.tolist() == sum(
+        ([h] * n for h, n in enumerate(nodes_per_hop)), []
+    )
+    assert bool((sub.edge_weight == 1).all()) and sub.edge_weight.numel() == sub.num_edges
+
+
+def test_relabelled_subgraph_with_walk_fill_equals_reference() -> None:
+    # Phones 0..3 -> cases 4..6; node 0 has one out-neighbour, so hop 0 fills it from walks.
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3, 3, 3], [4, 4, 5, 5, 6, 4, 5, 6]])
+    csr = DirectedCSR.from_edge_index(edge_index, 7)
+    sampler = NeighborSampler(UniformFanout([3, 2]), 2, "both", walk_fill=WalkFill(3, 8))
+    nodes, edges, edge_ids, _, _ = reference_sample(sampler, csr, [0, 2], ("in", "out"), 4)
+    sub = sampler.sample(csr, torch.tensor([0, 2]), gen(4))
+    assert sub.nodes.tolist() == nodes
+    assert sub.edge_index.t().tolist() == [list(e) for e in edges]
+    assert sub.edge_ids.tolist() == edge_ids
+    assert bool((sub.edge_ids < 0).any())  # the fill did add virtual edges
+    assert bool((sub.edge_weight[sub.edge_ids >= 0] == 1).all())
+
+
+@pytest.mark.parametrize("side", ["in", "out"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_raw_draw_counts_and_edges(graph, side: str, replace: bool) -> None:
+    edge_index, csr = graph
+    schedule = DegreePowerFanout(c=30, gamma=-0.5, k_min=2, k_max=15)
+    frontier = torch.randperm(400, generator=gen(1))[:250]
+    d = NeighborSampler(schedule, 1, side, replace).draw(csr, frontier, side, 0, gen(2))
+    deg = csr.side(side).degree[frontier]
+    k = schedule(0, deg)
+    expected = torch.where(deg > 0, k, 0) if replace else torch.minimum(k, deg)
+    assert torch.equal(torch.bincount(d.row, minlength=250), expected)
+    center = frontier[d.row]
+    src, dst = (d.neighbor, center) if side == "in" else (center, d.neighbor)
+    assert torch.equal(edge_index[:, d.edge_id], torch.stack([src, dst]))  # each id names its edge
+    assert d.weight is None
+    if not replace:
+        assert d.edge_id.unique().numel() == d.num_edges
+
+
+def test_raw_draw_is_the_first_hop_of_sample(graph) -> None:
+    _, csr = graph
+    sampler = NeighborSampler(UniformFanout([4, 4]), 2, "in")
+    seeds = torch.tensor([3, 1, 4, 159, 26])
+    d = sampler.draw(csr, seeds, "in", 0, gen(6))
+    sub = sampler.sample(csr, seeds, gen(6))
+    hop0 = sub.edge_ids[: sub.num_sampled_edges[0]]
+    assert torch.equal(hop0, d.edge_id)
+
+
+def test_claim_new_keeps_first_occurrences() -> None:
+    local = torch.full((10,), -1)
+    local[7] = 0
+    new = _ops.claim_new(local, torch.tensor([3, 7, 9, 3, 1, 9, 7]), 1)
+    assert new.tolist() == [3, 9, 1]
+    assert local.tolist() == [-1, 3, -1, 1, -1, -1, -1, 0, -1, 2]
+
+
+def test_first_occurrence_matches_python_and_restores_scratch() -> None:
+    values = torch.randint(0, 50, (500,), generator=gen(8))
+    scratch = torch.full((50,), _ops.SENTINEL)
+    mask = _ops.first_occurrence(values, scratch)
+    seen: set[int] = set()
+    assert mask.tolist() == [not (v in seen or seen.add(v)) for v in values.tolist()]
+    assert bool((scratch == _ops.SENTINEL).all())
+
+
+@pytest.mark.parametrize("direction", ["in", "both"])
+def test_scratch_buffers_are_restored(graph, direction: str) -> None:
+    _, csr = graph
+    NeighborSampler(UniformFanout([9, 5]), 2, direction).sample(csr, torch.arange(0, 400, 3), gen())
+    assert bool((csr.borrow_local_map() == -1).all())
+    assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
+
+
+class _FailingSchedule(FanoutSchedule):
+    def __call__(self, hop: int, degree: torch.Tensor) -> torch.Tensor:
+        if hop == 1:
+            raise RuntimeError("schedule failed")
+        return torch.full_like(degree, 3)
+
+
+def test_scratch_buffers_restored_after_an_error(graph) -> None:
+    _, csr = graph
+    with pytest.raises(RuntimeError, match="schedule failed"):
+        NeighborSampler(_FailingSchedule(), 2, "in").sample(csr, torch.arange(20), gen())
+    assert bool((csr.borrow_local_map() == -1).all())
+    assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
+
+
+def test_uniform_below_stays_below_the_bound() -> None:
+    """The draw floors u * b without a clamp: the largest u torch.rand returns, 1 - 2**-53, must map
+    below b for every bound, including powers of two and their neighbours."""
+    bounds = torch.tensor([1, 2, 3, 5, 7, 1023, 1024, 1025, 2**31 - 1, 2**31, 2**40 + 1, 2**52 - 1])
+    u_max = torch.full((bounds.numel(),), 1 - 2**-53, dtype=torch.float64)
+    assert bool(((u_max * bounds).long() < bounds).all())
+    assert bool(((u_max * bounds).long() == bounds - 1).all())
