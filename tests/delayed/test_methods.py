@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import inspect
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from recsci.delayed.methods import (
+    DEFUSE,
     DFM,
+    ESDFM,
     FNC,
     EngagementIS,
     defer_weights,
@@ -27,6 +30,7 @@ from recsci.delayed.methods import (
     weighted_bce,
 )
 from recsci.delayed.models import ConversionModel, FieldMLP
+from recsci.delayed.protocols import StreamingProtocol, _Runner
 from recsci.delayed.streams import DELAYED_POSITIVE, FINAL, FIRST
 
 T = torch.tensor
@@ -186,3 +190,14 @@ def test_engagement_weights_carry_no_gradient() -> None:
 def test_dfm_has_its_own_delay_head_only_for_the_loss() -> None:
     method = DFM()
     assert method.stream == "observed" and method.has_warmup
+
+
+# --- a method's own waiting window --------------------------------------------------------------------
+
+
+def test_a_method_waiting_window_overrides_the_protocols() -> None:
+    runner = SimpleNamespace(protocol=StreamingProtocol(wait_hours=0.25))
+    assert _Runner.wait_for(runner, EngagementIS(dp=None, flip=None)) == 0.25
+    for method in (EngagementIS(None, None, wait_hours=1.5), ESDFM(None, None, wait_hours=1.5)):
+        assert _Runner.wait_for(runner, method) == 1.5
+    assert _Runner.wait_for(runner, DEFUSE(None, None, wait_hours=0.0)) == 0.0

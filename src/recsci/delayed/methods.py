@@ -32,6 +32,7 @@ from recsci.delayed.streams import DELAYED_POSITIVE, FIRST, Records, StreamKind
 
 EPS = 1e-6
 WeightClip = Annotated[float, Field(gt=0.0)] | None
+WaitHours = Annotated[float, Field(ge=0.0)] | None
 
 
 # --- weights, as pure functions of (label, kind, probabilities) -----------------------------------------
@@ -286,11 +287,23 @@ class FSIW(Method):
 
 class DelayAndFlipMethod(Method):
     """Base of the methods weighted by a delay model ``p_dp(x)`` and a flip model ``z``: it holds both
-    auxiliary models and predicts both for every training record (constants for the weights)."""
+    auxiliary models and predicts both for every training record (constants for the weights).
 
-    def __init__(self, dp: AuxiliaryModel, flip: AuxiliaryModel, weight_clip: WeightClip = None) -> None:
+    ``wait_hours``: this method's waiting window (None: the protocol's ``wait_hours``). It sets when a
+    click enters the stream, and so the elapsed time its p_dp and z are fitted for and read at: engagement
+    that has not happened by then cannot shape the weight.
+    """
+
+    def __init__(
+        self,
+        dp: AuxiliaryModel,
+        flip: AuxiliaryModel,
+        weight_clip: WeightClip = None,
+        wait_hours: WaitHours = None,
+    ) -> None:
         super().__init__(weight_clip)
         self.dp, self.flip = dp, flip
+        self.wait = wait_hours
 
     @torch.no_grad()
     def prepare(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
@@ -337,7 +350,9 @@ class EngagementIS(DelayAndFlipMethod):
 
     ``form``: ``importance`` (ES-DFM weights), ``soft_label`` (DEFUSE weights with this z) or
     ``label_correction`` (soft target z, DP duplicates dropped). e and g reach only these constant
-    weights, never the main model.
+    weights, never the main model. All three forms are linear in z, so engagement pays off only when it has
+    had time to happen before the weight is read: ``wait_hours`` (the config's default is 2 h, chosen on
+    the simulator's val/*; experiments/delayed/README.md).
     """
 
     def __init__(
@@ -346,8 +361,9 @@ class EngagementIS(DelayAndFlipMethod):
         flip: AuxiliaryModel,
         form: Literal["importance", "soft_label", "label_correction"] = "importance",
         weight_clip: WeightClip = None,
+        wait_hours: WaitHours = None,
     ) -> None:
-        super().__init__(dp, flip, weight_clip)
+        super().__init__(dp, flip, weight_clip, wait_hours)
         self.form = form
 
     @property

@@ -15,7 +15,8 @@ Generative process, per click (all vectorised, so 10 M clicks take seconds):
   wait; for converters it always precedes the conversion (redrawn uniformly in (0, delay) if it would not).
 
 So an observed negative that has engaged is far likelier to flip than one that has not, beyond what its
-features say: the signal the engagement-aware weights exploit.
+features say: the signal the engagement-aware weights exploit. :meth:`DelayedFeedbackSimulator.flip_posterior`
+computes the exact flip probability z*(x, e, g) this process implies, the ceiling for a flip model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Annotated
 
 import numpy as np
 from pydantic import Field
-from scipy.special import expit, ndtr
+from scipy.special import expit, ndtr, ndtri
 
 from recsci.delayed.data import ClickLog
 
@@ -136,6 +137,48 @@ class DelayedFeedbackSimulator:
             p_true=p_true,
             truth={"p_convert": p_convert, "delay_mu": mu, "delay_sigma": np.full(n, self.delay_sigma)},
         )
+
+    def flip_posterior(
+        self,
+        log: ClickLog,
+        index: np.ndarray,
+        elapsed: np.ndarray,
+        engaged: np.ndarray | None,
+        grid: int = 64,
+    ) -> np.ndarray:
+        """The true z*(x, e, g) = P(converts | not converted by elapsed e, x, engagement flags g by e).
+
+        ``log``: this simulator's output; ``index``: click rows; ``elapsed``: hours since each click;
+        ``engaged``: [R, K] 0/1 flags of the K signals seen by then, or None for z*(x, e) without engagement.
+        With C = converts within the window and D its delay,
+
+            z* = P(C, D > e, g | x) / [P(C, D > e, g | x) + P(not C, g | x)],
+
+        signals independent given C and D: a converter's engagement wait W ~ Exp(m) is redrawn uniformly in
+        (0, D) when W >= D, so P(engaged by e | C, D = d > e) = q1 [(1 - exp(-e/m)) + exp(-d/m) e/d]; a
+        non-converter's is q0 (1 - exp(-e/m)). The integral over d is a midpoint rule on ``grid``
+        equal-probability slices of D restricted to (e, A].
+        """
+        p_convert = log.truth["p_convert"][index]
+        mu = log.truth["delay_mu"][index]
+        e = np.maximum(np.asarray(elapsed, dtype=np.float64), 1e-9)
+        lo = ndtr((np.log(e) - mu) / self.delay_sigma)
+        hi = ndtr((np.log(log.attribution_hours) - mu) / self.delay_sigma)
+        slices = (np.arange(grid) + 0.5)[None, :] / grid
+        u = np.clip(lo[:, None] + (hi - lo)[:, None] * slices, 1e-12, 1.0 - 1e-12)
+        d = np.exp(mu[:, None] + self.delay_sigma * ndtri(u))
+        like_converter, like_other = np.ones_like(d), np.ones_like(e)
+        for k in range(0 if engaged is None else engaged.shape[1]):
+            m = self.engagement_mean_hours[k]
+            by_e = 1.0 - np.exp(-e / m)
+            p1 = self.engagement_given_conversion[k] * (by_e[:, None] + np.exp(-d / m) * e[:, None] / d)
+            p0 = self.engagement_given_no_conversion[k] * by_e
+            seen = np.asarray(engaged[:, k]) > 0
+            like_converter *= np.where(seen[:, None], p1, 1.0 - p1)
+            like_other *= np.where(seen, p0, 1.0 - p0)
+        joint_converter = p_convert * (hi - lo) * like_converter.mean(axis=1)
+        joint_other = (1.0 - p_convert * hi) * like_other
+        return joint_converter / np.maximum(joint_converter + joint_other, 1e-300)
 
 
 def _bias_for_rate(score: np.ndarray, rate: float) -> float:
