@@ -6,25 +6,30 @@ Usage::
     python experiments/bench/delayed_stream.py --repeats 2              # ABBA x 2 (~5 min)
     python experiments/bench/delayed_stream.py --num-clicks 100000 --repeats 1   # quick check (~1 min)
     python experiments/bench/delayed_stream.py --set protocol.aux_updates=false  # frozen auxiliary models
+    python experiments/bench/delayed_stream.py --set protocol.aux_update_steps=null  # no step budget
 
 Each measured run is a real ``recsci`` run (``recsci.core.run.run`` on the composed config
 ``experiment=delayed/sim_streaming model=<method> data.source.num_clicks=<N>``, by default 1 M clicks over
 10 days: 72 h of pretraining, then 12 intervals of 12 h), so the timed code is the streaming protocol
 the experiments use, not a re-implementation. Timers are wrapped around the protocol's own steps
-(``_Runner.fit_auxiliary``, ``_Runner.window_columns``, the method's ``prepare``, ``_Runner.fit``):
+(``_Runner.update_auxiliaries``, ``AuxiliaryModel.update``, ``_Runner.window_columns``, the method's
+``prepare``, ``_Runner.fit``):
 
-- ``aux update``: per interval, building the auxiliary examples of the clicks that matured during it
-  (counterfactual cuts for the flip model) and fitting each auxiliary model for one epoch;
+- ``aux update``: per interval, building the auxiliary examples of the clicks that matured since the last
+  update (counterfactual cuts for the flip model) and each auxiliary model's update (at most
+  ``protocol.aux_update_steps`` batches of ``protocol.aux_update_batch_size``);
 - ``records``: the interval's training records (``stream_records``) and their batch columns;
-- ``aux predict``: the method's per-record constants (p_dp and z from the frozen auxiliary models);
+- ``aux predict``: the method's per-record constants (p_dp and z, predicted once per window);
 - ``main fit``: one Lightning fit of the conversion model on the interval (the weighted loss).
 
 "Training/weighting time" per interval is the sum of the four; throughput is the interval's main-model
 training records divided by it. Pretraining, the initial auxiliary fits and evaluation are timed but
 reported apart (they are one-off, or not training). Torch runs on one thread (``protocol.num_threads=1``,
-the default). Both wall and CPU (process) seconds are kept: the ratio of CPU seconds is the robust one on
+the default). The test AUC and NLL of every run are printed too (the step budget trades them for time).
+Both wall and CPU (process) seconds are kept: the ratio of CPU seconds is the robust one on
 a shared machine. Methods alternate A B B A in one process, after an untimed warm-up run, so load drifts
-hit both alike. References (Vanilla/Oracle trained alongside) and the flip diagnostics are off by
+hit both alike; the report gives the median and the best (minimum) of each method's runs and the ratio of
+each. References (Vanilla/Oracle trained alongside) and the flip diagnostics are off by
 default: they are extra learners, not part of a method (``--references``, ``--flip-diagnostics``).
 """
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import os
@@ -79,9 +85,10 @@ class Interval:
     wall: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     records: int = 0  # main-model training records
-    aux_examples: int = 0  # auxiliary-model training examples (all auxiliary models)
-    fits: int = 0  # Lightning fits (trainer constructions)
-    aux_rows: dict[str, int] = field(default_factory=dict)  # examples per auxiliary model
+    aux_examples: int = 0  # matured auxiliary examples built for the updates (all auxiliary models)
+    aux_trained: int = 0  # of those, the ones the updates trained on (the step budget may cut the pass)
+    fits: int = 0  # main-model Lightning fits and auxiliary updates
+    aux_rows: dict[str, int] = field(default_factory=dict)  # examples trained on, per auxiliary model
 
     def total(self, kind: str) -> float:
         return sum((self.wall if kind == "wall" else self.cpu).values())
@@ -104,6 +111,7 @@ class RunTimes:
     other_cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     run_wall: float = 0.0
     run_cpu: float = 0.0
+    quality: dict[str, float] = field(default_factory=dict)  # the run's test AUC and NLL (metrics.json)
 
     def interval(self, window: tuple[float, float]) -> Interval:
         return self.intervals.setdefault(window, Interval(window))
@@ -113,6 +121,7 @@ class RunTimes:
         out = {
             "records": float(sum(r.records for r in rows)),
             "aux_examples": sum(r.aux_examples for r in rows),
+            "aux_trained": sum(r.aux_trained for r in rows),
         }
         names = sorted({k for r in rows for k in r.cpu if k.startswith("aux fit ")})
         for kind in ("wall", "cpu"):
@@ -163,15 +172,41 @@ class Instrument:
     def patched(self, times: RunTimes) -> Iterator[None]:
         self.times = times
         runner = protocols._Runner
-        originals = {n: getattr(runner, n) for n in ("fit", "fit_auxiliary", "window_columns", "evaluate")}
+        originals = {
+            n: getattr(runner, n)
+            for n in ("fit", "fit_auxiliary", "update_auxiliaries", "window_columns", "evaluate")
+        }
+        original_update = AuxiliaryModel.update
         instrument = self
 
         @functools.wraps(originals["fit_auxiliary"])
-        def fit_auxiliary(self: Any, aux: AuxiliaryModel, wait: float, rng: Any, window=None, epochs=None):
-            name = "aux update" if window is not None else "aux fit (pretraining window)"
-            instrument.window = window
-            with instrument.timed(name, window):
-                return originals["fit_auxiliary"](self, aux, wait, rng, window=window, epochs=epochs)
+        def fit_auxiliary(self: Any, aux: AuxiliaryModel, wait: float, rng: Any) -> None:
+            instrument.window = None
+            with instrument.timed("aux fit (pretraining window)", None):
+                return originals["fit_auxiliary"](self, aux, wait, rng)
+
+        @functools.wraps(originals["update_auxiliaries"])
+        def update_auxiliaries(self: Any, auxiliaries: dict, wait: float, rng: Any, observe: float) -> dict:
+            # The update at the end of a training window [s, e) is part of that window's interval.
+            instrument.window = next(w for w in instrument.steps(self) if w[1] == observe)
+            with instrument.timed("aux update", instrument.window):
+                return originals["update_auxiliaries"](self, auxiliaries, wait, rng, observe)
+
+        @functools.wraps(original_update)
+        def update(aux: AuxiliaryModel, columns: dict, *args: Any, **kwargs: Any) -> float:
+            rows = int(columns["label"].size(0))
+            bound = inspect.signature(original_update).bind(aux, columns, *args, **kwargs).arguments
+            trained = (
+                rows if bound["max_steps"] is None else min(rows, bound["max_steps"] * bound["batch_size"])
+            )
+            interval = instrument.times.interval(instrument.window)
+            interval.aux_examples += rows
+            interval.aux_trained += trained
+            interval.fits += 1
+            name = aux_name(aux)
+            interval.aux_rows[name] = interval.aux_rows.get(name, 0) + trained
+            with instrument.timed(f"aux fit {name}", instrument.window):
+                return original_update(aux, columns, *args, **kwargs)
 
         @functools.wraps(originals["window_columns"])
         def window_columns(self: Any, method: Any, window: tuple[float, float]) -> dict[str, torch.Tensor]:
@@ -190,16 +225,8 @@ class Instrument:
         @functools.wraps(originals["fit"])
         def fit(self: Any, module: Any, columns: dict[str, torch.Tensor], epochs: int) -> None:
             rows = int(columns["x"].size(0))
-            if isinstance(module, AuxiliaryModel):  # inside fit_auxiliary's section
-                if instrument.window is None:
-                    return originals["fit"](self, module, columns, epochs)
-                interval = instrument.times.interval(instrument.window)
-                interval.aux_examples += rows
-                interval.fits += 1
-                name = aux_name(module)
-                interval.aux_rows[name] = interval.aux_rows.get(name, 0) + rows
-                with instrument.timed(f"aux fit {name}", instrument.window):
-                    return originals["fit"](self, module, columns, epochs)
+            if isinstance(module, AuxiliaryModel):  # the pretraining-window fit, inside its own section
+                return originals["fit"](self, module, columns, epochs)
             if isinstance(module, DelayedFeedbackModule) and module.phase == "stream":
                 interval = instrument.times.interval(instrument.window)
                 interval.records += rows
@@ -217,17 +244,25 @@ class Instrument:
         patches = {
             "fit": fit,
             "fit_auxiliary": fit_auxiliary,
+            "update_auxiliaries": update_auxiliaries,
             "window_columns": window_columns,
             "evaluate": evaluate,
         }
         for name, wrapper in patches.items():
             setattr(runner, name, wrapper)
+        AuxiliaryModel.update = update
         try:
             yield
         finally:
             for name, original in originals.items():
                 setattr(runner, name, original)
+            AuxiliaryModel.update = original_update
             self.times = None
+
+    @staticmethod
+    def steps(runner: Any) -> list[tuple[float, float]]:
+        """The run's training windows."""
+        return [step.train for step in runner.protocol.steps(runner.log) if step.train is not None]
 
 
 def compose_run_config(overrides: list[str], output_dir: Path) -> DictConfig:
@@ -263,6 +298,8 @@ def run_method(model: str, args: argparse.Namespace, work: Path, num_clicks: int
         wall, cpu = time.perf_counter(), time.process_time()
         run(cfg)
         times.run_wall, times.run_cpu = time.perf_counter() - wall, time.process_time() - cpu
+    metrics = json.loads((output / "metrics.json").read_text())["metrics"]
+    times.quality = {k: metrics[k] for k in ("test/auc", "test/nll") if k in metrics}
     return times
 
 
@@ -287,6 +324,7 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
             "runs": len(rs),
             "records": totals[0]["records"],
             "aux_examples": totals[0]["aux_examples"],
+            "aux_trained": totals[0]["aux_trained"],
         }
         for key in totals[0]:
             if key.startswith(("rows/", "wall/aux", "cpu/aux")):
@@ -296,6 +334,8 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
                 s[f"{kind}/{part}"] = statistics.median(t[f"{kind}/{part}"] for t in totals)
             s[f"{kind}/all"] = [round(t[f"{kind}/total"], 2) for t in totals]
             s[f"{kind}/examples_per_s"] = s["records"] / s[f"{kind}/total"]
+            s[f"{kind}/best"] = min(t[f"{kind}/total"] for t in totals)
+            s[f"{kind}/best_examples_per_s"] = s["records"] / s[f"{kind}/best"]
             per_interval = [
                 statistics.median(iv.total(kind) for iv in r.intervals.values()) for r in rs if r.intervals
             ]
@@ -305,10 +345,12 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
         for name in sorted({k for r in rs for k in r.other_cpu}):
             s[f"one-off cpu/{name}"] = statistics.median(r.other_cpu.get(name, 0.0) for r in rs)
         s["run wall"] = statistics.median(r.run_wall for r in rs)
+        s["quality"] = [r.quality for r in rs]
         s["run cpu"] = statistics.median(r.run_cpu for r in rs)
         summary[method] = s
 
-    header = "| method | records | intervals | aux examples | " + " | ".join(f"{p} (s)" for p in PARTS)
+    header = "| method | records | intervals | aux examples (trained on / matured) | "
+    header += " | ".join(f"{p} (s)" for p in PARTS)
     header += " | train+weight (s) | examples/s/core | median s/interval |"
     print("\nStreaming part (sum over intervals, median over runs), CPU seconds [wall seconds]:\n")
     print(header)
@@ -316,7 +358,8 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
     for method, s in summary.items():
         cells = [f"{s[f'cpu/{p}']:.2f} [{s[f'wall/{p}']:.2f}]" for p in PARTS]
         print(
-            f"| {method} | {s['records']:,.0f} | {s['intervals']} | {s['aux_examples']:,.0f} | "
+            f"| {method} | {s['records']:,.0f} | {s['intervals']} | "
+            f"{s['aux_trained']:,.0f} / {s['aux_examples']:,.0f} | "
             + " | ".join(cells)
             + f" | {s['cpu/total']:.2f} [{s['wall/total']:.2f}] | {s['cpu/examples_per_s']:,.0f} "
             f"[{s['wall/examples_per_s']:,.0f}] | {s['cpu/median_interval_s']:.3f} [{s['wall/median_interval_s']:.3f}] |"
@@ -328,6 +371,10 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
             ratio = b[f"{kind}/total"] / a[f"{kind}/total"]
             pairs = [round(y / x, 3) for x, y in zip(a[f"{kind}/all"], b[f"{kind}/all"], strict=False)]
             print(f"\n{methods[1]} / {methods[0]} ({kind}): {ratio:.3f}  (per ABBA pair: {pairs})")
+            print(
+                f"  best of {a['runs']} vs {b['runs']} runs: {b[f'{kind}/best'] / a[f'{kind}/best']:.3f} "
+                f"({a[f'{kind}/best_examples_per_s']:,.0f} vs {b[f'{kind}/best_examples_per_s']:,.0f} examples/s)"
+            )
         extra = b["cpu/total"] - a["cpu/total"]
         if extra > 0:
             print(f"where the extra {extra:.2f} CPU s go:")
@@ -339,9 +386,16 @@ def print_report(runs: list[RunTimes], args: argparse.Namespace, loads: list[str
                         name = key.removeprefix("cpu/")
                         rows = b.get(f"rows/{name}")
                         detail = (
-                            f", {rows:,.0f} examples, {rows / b[key]:,.0f}/s" if rows else " (building them)"
+                            f", {rows:,.0f} examples trained on, {rows / b[key]:,.0f}/s"
+                            if rows
+                            else " (building them)"
                         )
                         print(f"    {name:28s} {b[key]:8.2f} s{detail}")
+    print("\nTest metrics of each run (one seed):")
+    for method, s in summary.items():
+        print(
+            f"  {method}: " + "; ".join(", ".join(f"{k} {v:.4f}" for k, v in q.items()) for q in s["quality"])
+        )
     print("\nOne-off and untimed-by-interval parts (CPU s, median over runs):")
     for method, s in summary.items():
         parts = {k.split("/", 1)[1]: v for k, v in s.items() if k.startswith("one-off cpu/")}

@@ -61,6 +61,7 @@ class AuxiliaryModel(pl.LightningModule):
         self.embed_dim, self.hidden, self.lr, self.epochs = embed_dim, hidden, lr, epochs
         self.net: FieldMLP | None = None
         self.columns: list[int] = []
+        self._optimizer: torch.optim.Optimizer | None = None
 
     def variant(self, **changes: object) -> AuxiliaryModel:
         """A fresh, unfitted model with the same settings except ``changes``."""
@@ -90,7 +91,51 @@ class AuxiliaryModel(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        # One optimiser for the model's life: the first fit and every streaming update continue the same
+        # Adam moments (a warm start; a fresh Adam would take lr-sized steps again at each update).
+        # Fused Adam (one kernel over all parameters; on CPU since torch 2.4) makes a step of these tiny
+        # networks ~20% cheaper.
+        if self._optimizer is None:
+            fused = torch.__version__ >= "2.4"
+            self._optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=fused)
+        return self._optimizer
+
+    def update(
+        self,
+        columns: dict[str, Tensor],
+        batch_size: int,
+        max_steps: int | None,
+        rng: np.random.Generator,
+    ) -> float:
+        """Continue training on ``columns`` (``x``, ``extra``, ``label``): one pass in a random order, cut
+        after ``max_steps`` batches (None: the whole pass), with the optimiser of the first fit. Returns
+        the mean loss.
+
+        A plain loop, not a Trainer: a streaming update is a short fit of a tiny network, where building a
+        Trainer and Lightning's per-step logging cost more than the arithmetic. The caller makes the
+        parameters trainable (``unfreeze``) around it.
+        """
+        rows = int(columns["label"].size(0))
+        take = rows if max_steps is None else min(rows, max_steps * batch_size)
+        if take == 0:
+            return float("nan")
+        order = torch.from_numpy(rng.permutation(rows)[:take])
+        x, extra, label = (columns[key][order] for key in ("x", "extra", "label"))
+        optimizer = self.configure_optimizers()
+        was_training = self.training
+        self.train()
+        total = torch.zeros(())
+        with torch.enable_grad():
+            for start in range(0, take, batch_size):
+                end = min(start + batch_size, take)
+                optimizer.zero_grad(set_to_none=True)
+                logits = self(x[start:end], extra[start:end])
+                loss = binary_cross_entropy_with_logits(logits, label[start:end])
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * (end - start)
+        self.train(was_training)
+        return float(total) / take
 
     @torch.no_grad()
     def predict_records(self, log: ClickLog, records: Records, batch_size: int = 65536) -> Tensor:

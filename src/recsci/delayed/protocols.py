@@ -5,9 +5,19 @@ Both run the same steps:
 1. pretrain the main model on ``[start, start + pretrain_hours)`` with the labels known at the window's end
    (plain cross-entropy; the same for every method, so the *Pretrained* reference is shared);
 2. method warm-up (DFM's delay head) and the method's auxiliary models, fitted on the same window with
-   labels known at its end (counterfactual cuts for the flip model), then frozen;
-3. train on windows of what was observable (records from :func:`recsci.delayed.streams.stream_records`);
+   labels known at its end (counterfactual cuts for the flip model);
+3. train on windows of what was observable (records from :func:`recsci.delayed.streams.stream_records`),
+   first updating the auxiliary models (``aux_updates``) on the clicks that matured since their last
+   update, with the labels known at the window's end;
 4. evaluate on later windows with eventual labels.
+
+Auxiliary updates are short continuations of the auxiliary models' training (:meth:`AuxiliaryModel.update`:
+a plain loop, the optimiser state kept from the first fit), every ``aux_update_every`` training windows, with
+at most ``aux_update_steps`` batches of ``aux_update_batch_size`` per model and update (a random subsample of
+the matured examples when there are more; null: all of them). The budget bounds the cost of an interval
+whatever the stream's rate: at the streaming defaults (64 batches of 256) an update on the 100 k-click
+simulator uses every matured example, one on the 1 M-click stream about a third of the p_dp examples and
+a sixth of the flip examples (``experiments/bench/delayed_stream.py``).
 
 Streaming (ES-DFM/DEFER/DEFUSE protocol): train on interval k, test on interval k + 1; the first
 ``val_intervals`` evaluations are ``val/*`` (for tuning), the rest ``test/*``; metrics are averaged over
@@ -59,6 +69,7 @@ log = logging.getLogger(__name__)
 Hours = Annotated[float, Field(gt=0.0)]
 NonNegativeHours = Annotated[float, Field(ge=0.0)]
 Reference = Literal["pretrained", "vanilla", "oracle"]
+Count = Annotated[int, Field(ge=1)]
 
 
 @dataclass
@@ -82,8 +93,13 @@ class _DelayedProtocol:
         flip_diagnostics: bool,
         num_threads: int | None,
         aux_updates: bool,
+        aux_update_every: int,
+        aux_update_steps: int | None,
+        aux_update_batch_size: int,
     ) -> None:
         self.num_threads, self.aux_updates = num_threads, aux_updates
+        self.aux_update_every, self.aux_update_steps = aux_update_every, aux_update_steps
+        self.aux_update_batch_size = aux_update_batch_size
         self.pretrain_hours, self.wait_hours, self.pretrain_epochs = (
             pretrain_hours,
             wait_hours,
@@ -132,6 +148,9 @@ class StreamingProtocol(_DelayedProtocol):
         flip_diagnostics: bool = True,
         num_threads: Annotated[int, Field(ge=1)] | None = 1,
         aux_updates: bool = True,
+        aux_update_every: Count = 1,
+        aux_update_steps: Count | None = 64,
+        aux_update_batch_size: Count = 256,
     ) -> None:
         super().__init__(
             pretrain_hours,
@@ -143,6 +162,9 @@ class StreamingProtocol(_DelayedProtocol):
             flip_diagnostics,
             num_threads,
             aux_updates,
+            aux_update_every,
+            aux_update_steps,
+            aux_update_batch_size,
         )
         self.interval_hours, self.num_intervals = interval_hours, num_intervals
         self.val_intervals, self.epochs_per_interval = val_intervals, epochs_per_interval
@@ -189,6 +211,9 @@ class BatchProtocol(_DelayedProtocol):
         flip_diagnostics: bool = True,
         num_threads: Annotated[int, Field(ge=1)] | None = 1,
         aux_updates: bool = True,
+        aux_update_every: Count = 1,
+        aux_update_steps: Count | None = None,
+        aux_update_batch_size: Count = 256,
     ) -> None:
         super().__init__(
             pretrain_hours,
@@ -200,6 +225,9 @@ class BatchProtocol(_DelayedProtocol):
             flip_diagnostics,
             num_threads,
             aux_updates,
+            aux_update_every,
+            aux_update_steps,
+            aux_update_batch_size,
         )
         self.cut_hours, self.val_hours, self.test_hours, self.epochs = (
             cut_hours,
@@ -262,25 +290,15 @@ class _Runner:
         )
         return self.datamodule.record_columns(records, method.prepare(log, records) if len(records) else {})
 
-    def fit_auxiliary(
-        self,
-        aux: AuxiliaryModel,
-        wait: float,
-        rng: np.random.Generator,
-        window: tuple[float, float] | None = None,
-        epochs: int | None = None,
-    ) -> None:
-        """Fit ``aux`` on the pretraining window (``window=None``), or update it at the end of a training
-        window [s, e) on the clicks that matured during it: [s - maturity, e - maturity), labels known at e."""
+    def auxiliary_columns(
+        self, aux: AuxiliaryModel, wait: float, rng: np.random.Generator, first: float, observe: float
+    ) -> dict[str, torch.Tensor] | None:
+        """Training columns of ``aux`` from the clicks in [first, observe - maturity), with the labels
+        (and, at the counterfactual cuts, the engagement) known at ``observe``; None if no click is
+        mature enough."""
         p = self.protocol
-        if aux.net is None:
-            aux.build(self.log)
-        if window is None:
-            first, observe = p.start_hours, self.pretrain_end
-        else:
-            first, observe = max(p.start_hours, window[0] - p.aux_maturity_hours), window[1]
         if observe - p.aux_maturity_hours <= first:
-            return
+            return None
         records = auxiliary_examples(
             self.log,
             aux.target,
@@ -296,10 +314,39 @@ class _Runner:
         )
         columns = aux.inputs(self.log, records)
         columns["label"] = torch.from_numpy(records.label)
+        return columns
+
+    def fit_auxiliary(self, aux: AuxiliaryModel, wait: float, rng: np.random.Generator) -> None:
+        """Fit ``aux`` on the pretraining window (``aux.epochs`` epochs, labels known at its end)."""
+        if aux.net is None:
+            aux.build(self.log)
+        columns = self.auxiliary_columns(aux, wait, rng, self.protocol.start_hours, self.pretrain_end)
+        if columns is None:
+            return
         aux.unfreeze()
-        self.fit(aux, columns, epochs or aux.epochs)
+        self.fit(aux, columns, aux.epochs)
         aux.freeze()
         aux.train()  # frozen (no gradient), but in the same mode as its parent during the main fits
+
+    def update_auxiliaries(
+        self, auxiliaries: dict[str, AuxiliaryModel], wait: float, rng: np.random.Generator, observe: float
+    ) -> dict[str, float]:
+        """At time ``observe`` (the end of a training window), train each auxiliary model further on the
+        clicks that matured since the last fit or update, [matured_until, observe - maturity), with the
+        labels known at ``observe``; returns each model's mean update loss."""
+        p = self.protocol
+        first = self.aux_matured_until
+        losses = {}
+        for name, aux in auxiliaries.items():
+            columns = self.auxiliary_columns(aux, wait, rng, first, observe)
+            if columns is None:
+                continue
+            aux.unfreeze()
+            losses[name] = aux.update(columns, p.aux_update_batch_size, p.aux_update_steps, rng)
+            aux.freeze()
+            aux.train()
+        self.aux_matured_until = max(first, observe - p.aux_maturity_hours)
+        return losses
 
     # -- the run -------------------------------------------------------------------------------------
 
@@ -332,6 +379,8 @@ class _Runner:
             auxiliaries["flip_no_engagement"] = flip.variant(signals="none")
         for aux in auxiliaries.values():
             self.fit_auxiliary(aux, self.wait_for(method), rng)
+        # Clicks before this have been used by the auxiliary models (or were never mature in time).
+        self.aux_matured_until = max(p.start_hours, self.pretrain_end - p.aux_maturity_hours)
         module.set_phase("stream")
 
         learners: dict[str, DelayedFeedbackModule] = {"method": module}
@@ -350,9 +399,10 @@ class _Runner:
         per_window: list[dict] = []
         for k, step in enumerate(steps):
             if step.train is not None:
-                if p.aux_updates:
-                    for aux in auxiliaries.values():
-                        self.fit_auxiliary(aux, self.wait_for(method), rng, window=step.train, epochs=1)
+                if p.aux_updates and (k + 1) % p.aux_update_every == 0:
+                    losses = self.update_auxiliaries(auxiliaries, self.wait_for(method), rng, step.train[1])
+                    for logger in context.loggers if losses else ():
+                        logger.log_metrics({f"aux/{n}/update_loss": v for n, v in losses.items()}, step=k)
                 for learner in learners.values():
                     if learner.method.stream is None:
                         continue

@@ -1,0 +1,142 @@
+"""Streaming updates of the auxiliary models: what they may see, how much they train, how they are configured."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from recsci.core.errors import ConfigError
+from recsci.delayed import protocols
+from recsci.delayed.auxiliary import AuxiliaryModel
+from recsci.delayed.data import ClickLog
+from recsci.delayed.protocols import StreamingProtocol, _Runner
+from recsci.delayed.simulator import DelayedFeedbackSimulator
+from tests.delayed.test_runs import run_small
+
+MATURITY, PRETRAIN_END = 12.0, 48.0
+AUXILIARIES = {
+    "dp": dict(target="delayed_positive"),
+    "flip": dict(target="flip", signals="all", use_elapsed=True, cut="random", max_cut_hours=12.0),
+}
+
+
+@pytest.fixture(scope="module")
+def log() -> ClickLog:
+    return DelayedFeedbackSimulator(num_clicks=4000, days=6.0, attribution_hours=24.0, seed=3).load()
+
+
+def known_at(log: ClickLog, time: float) -> ClickLog:
+    """The log as known at ``time``: later conversions and engagement are erased (inf)."""
+    copy_ = log.subset(np.arange(len(log)))
+    copy_.conv_ts = np.where(log.conv_ts <= time, log.conv_ts, np.inf)
+    copy_.engagement_ts = np.where(log.engagement_ts <= time, log.engagement_ts, np.inf)
+    return copy_
+
+
+def runner_for(log: ClickLog, **protocol: object) -> _Runner:
+    """A runner positioned after pretraining on [0, 48) h, auxiliary clicks used up to 48 - maturity."""
+    settings = dict(pretrain_hours=PRETRAIN_END, interval_hours=12.0, aux_maturity_hours=MATURITY)
+    runner = _Runner(
+        StreamingProtocol(**{**settings, **protocol}), SimpleNamespace(datamodule=None, module=None)
+    )
+    runner.log, runner.pretrain_end = log, PRETRAIN_END
+    runner.aux_matured_until = PRETRAIN_END - MATURITY
+    return runner
+
+
+def fresh_auxiliary(log: ClickLog, name: str) -> AuxiliaryModel:
+    torch.manual_seed(0)
+    aux = AuxiliaryModel(**AUXILIARIES[name])
+    aux.build(log)
+    return aux
+
+
+def parameters(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def updated(log: ClickLog, aux: AuxiliaryModel, observe: float) -> torch.Tensor:
+    """Parameters of a copy of ``aux`` after one update at ``observe`` on ``log`` (fixed seeds)."""
+    aux = copy.deepcopy(aux)
+    runner_for(log, aux_update_steps=None, aux_update_batch_size=64).update_auxiliaries(
+        {"aux": aux}, 0.25, np.random.default_rng(0), observe
+    )
+    return parameters(aux)
+
+
+@pytest.mark.parametrize("name", sorted(AUXILIARIES))
+def test_an_aux_update_sees_no_label_from_the_future(log: ClickLog, name: str) -> None:
+    # Fails if an update at time t reads any conversion or engagement after t: erasing everything after t
+    # must leave the updated model unchanged.
+    aux, observe = fresh_auxiliary(log, name), 72.0
+    before = parameters(aux)
+    after = updated(log, aux, observe)
+    assert not torch.equal(after, before)
+    torch.testing.assert_close(updated(known_at(log, observe), aux, observe), after, rtol=0, atol=0)
+    # The control: labels that were observable by t do shape the update (erasing them changes it).
+    assert not torch.equal(updated(known_at(log, observe - 6.0), aux, observe), after)
+
+
+def test_each_update_uses_the_clicks_matured_since_the_last(log: ClickLog, monkeypatch) -> None:
+    spans = []
+
+    def spy(log_, target, first, observe, maturity, *args):
+        spans.append((first, observe - maturity))
+        return original(log_, target, first, observe, maturity, *args)
+
+    original = protocols.auxiliary_examples
+    monkeypatch.setattr(protocols, "auxiliary_examples", spy)
+    runner, aux = runner_for(log), fresh_auxiliary(log, "dp")
+    for observe in (60.0, 72.0, 96.0):
+        runner.update_auxiliaries({"dp": aux}, 0.25, np.random.default_rng(0), observe)
+    assert spans == [(36.0, 48.0), (48.0, 60.0), (60.0, 84.0)]
+
+
+def test_the_update_step_budget_and_the_optimiser_carry_over(log: ClickLog) -> None:
+    aux = fresh_auxiliary(log, "flip")
+    optimizer = aux.configure_optimizers()
+    calls = []
+    aux.net.register_forward_hook(lambda module, inputs, output: calls.append(output.size(0)))
+    columns = runner_for(log).auxiliary_columns(aux, 0.25, np.random.default_rng(0), 0.0, 72.0)
+    rows = columns["label"].size(0)
+    assert rows > 200
+    aux.update(columns, batch_size=50, max_steps=3, rng=np.random.default_rng(0))
+    assert calls == [50, 50, 50]
+    assert aux.configure_optimizers() is optimizer
+    steps = {float(state["step"]) for state in optimizer.state.values()}
+    assert steps == {3.0}
+    calls.clear()
+    aux.update(columns, batch_size=50, max_steps=None, rng=np.random.default_rng(1))
+    assert sum(calls) == rows and len(calls) == -(-rows // 50)
+    assert {float(state["step"]) for state in optimizer.state.values()} == {3.0 + len(calls)}
+
+
+def test_updates_follow_the_cadence(tmp_path: Path, monkeypatch) -> None:
+    observed = []
+    original = _Runner.update_auxiliaries
+
+    def spy(self, auxiliaries, wait, rng, observe):
+        observed.append(observe)
+        return original(self, auxiliaries, wait, rng, observe)
+
+    monkeypatch.setattr(_Runner, "update_auxiliaries", spy)
+    common = ["model=delayed_esdfm", "protocol.references=[]", "protocol.flip_diagnostics=false"]
+    run_small(tmp_path, *common, "protocol.num_intervals=3", name="every")
+    assert observed == [72.0, 96.0, 120.0]  # the end of each 24 h training window after 48 h of pretraining
+    observed.clear()
+    run_small(tmp_path, *common, "protocol.num_intervals=3", "protocol.aux_update_every=2", name="second")
+    assert observed == [96.0]
+    observed.clear()
+    run_small(tmp_path, *common, "protocol.num_intervals=3", "protocol.aux_updates=false", name="frozen")
+    assert observed == []
+
+
+@pytest.mark.parametrize("key", ["aux_update_every", "aux_update_steps", "aux_update_batch_size"])
+def test_update_settings_are_checked_at_start_up(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"protocol.{key}"):
+        run_small(tmp_path, f"protocol.{key}=0")
