@@ -4,7 +4,7 @@ Usage::
 
     RECSCI_DATA=/path/to/data python experiments/bench/sampler.py            # Photo + 100k-node synthetic
     python experiments/bench/sampler.py --graphs synthetic --repeats 5        # quick, no data needed
-    python experiments/bench/sampler.py --baseline f03e5c6                    # before/after, one process
+    python experiments/bench/sampler.py --baseline 686980e                    # before/after, one process
 
 Every configuration samples 2 hops around batches of ``--batch-size`` seeds (random nodes, and the
 nodes of highest in-degree, "hubs") and is timed two ways:
@@ -18,7 +18,8 @@ nodes of highest in-degree, "hubs") and is timed two ways:
 
 Edges/s counts sampled edges (with replacement, repeated draws count; in direction ``both`` the raw
 draw counts an edge drawn from both of its ends twice, ``sample`` keeps it once). ``--baseline REV``
-also times the sampler as it was at git revision ``REV`` (its ``sample`` and its per-hop ``_expand``),
+also times the sampler as it was at git revision ``REV`` (its ``sample`` and its ``draw``, or before
+``draw`` existed its per-hop ``_expand``),
 interleaved batch by batch with the current code on the same seeds. A naive per-node Python loop
 (``random.sample`` on adjacency lists converted once) gives the reference point.
 """
@@ -298,9 +299,9 @@ def raw_draw(
     edges, generator = 0, gen(batch)
     for hop, frontier in enumerate(hop_frontiers[batch]):
         for side in sides:
-            if version == "after":
+            if version == "after" or hasattr(sampler, "draw"):
                 edges += sampler.draw(graph, frontier, side, hop, generator).num_edges
-            else:  # the baseline's per-hop draw (global ids, same work minus relabelling)
+            else:  # a baseline from before draw() (f03e5c6): its per-hop _expand, same work minus relabelling
                 edges += sampler._expand(graph, frontier, side, hop, generator).edge_id.numel()
     return edges
 

@@ -129,7 +129,7 @@ def test_per_node_count(graph, side: str, replace: bool) -> None:
     sub = NeighborSampler(schedule, 1, side, replace).sample(csr, seeds, gen(2))
     deg = csr.side(side).degree[seeds]
     k = schedule(0, deg)
-    # All three without-replacement paths must be exercised: take-all, drop deg - k, keep k.
+    # Take-all (k >= deg) and Floyd's draw (k < deg), with k both above and below deg / 2.
     assert bool((k >= deg).any()) and bool(((k < deg) & (2 * k > deg)).any())
     assert bool((2 * k <= deg).any())
     center = sub.edge_index[1] if side == "in" else sub.edge_index[0]
@@ -140,17 +140,45 @@ def test_per_node_count(graph, side: str, replace: bool) -> None:
         assert sub.edge_ids.unique().numel() == sub.num_edges
 
 
-@pytest.mark.parametrize("draws", ["need", "one"])
-def test_rejection_rounds_stay_exact(draws: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starve the rejection rounds (exactly the missing number of draws, or one draw per segment and
-    round): the many later rounds must still give exactly k distinct, uniform slots per node."""
-    size = {"need": lambda need, deg, count: need, "one": lambda need, deg, count: (need > 0).long()}
-    monkeypatch.setattr(_ops, "_num_draws", size[draws])
-    seeds, csr = star_forest(num_stars=2000, leaves=30)
-    sub = NeighborSampler(UniformFanout([15]), 1, "in").sample(csr, seeds, gen(5))
-    assert torch.equal(torch.bincount(sub.edge_index[1], minlength=2000), torch.full((2000,), 15))
-    assert sub.edge_ids.unique().numel() == sub.num_edges
-    assert chi_square_uniform(np.bincount((sub.edge_ids % 30).numpy(), minlength=30)) > P_REJECT
+def subset_counts(row: torch.Tensor, slot: torch.Tensor, deg: int) -> dict[int, Counter]:
+    """Per fan-out k: how often each k-subset of offsets 0..deg-1 was drawn (segments of deg slots)."""
+    picks: dict[int, list[int]] = {}
+    for r, s in zip(row.tolist(), slot.tolist(), strict=True):
+        picks.setdefault(r, []).append(s % deg)
+    counts: dict[int, Counter] = {}
+    for offsets in picks.values():
+        assert len(set(offsets)) == len(offsets)  # distinct slots within a segment
+        counts.setdefault(len(offsets), Counter())[tuple(sorted(offsets))] += 1
+    return counts
+
+
+def test_floyd_mixed_fanouts_uniform_over_subsets() -> None:
+    """Floyd's draw with different k in one call (segments with a small k idle in the first lanes):
+    every segment gets exactly k distinct slots of its own, each k-subset equally likely per k, and the
+    pick mask is left all False."""
+    deg, num_segments = 6, 12000
+    k = torch.tensor([1, 2, 4, 5]).repeat(num_segments // 4)
+    start = torch.arange(num_segments) * deg
+    picked = torch.zeros(num_segments * deg + 1, dtype=torch.bool)
+    row, slot = _ops.floyd_slots(start, torch.full((num_segments,), deg), k, gen(4), picked)
+    assert not bool(picked.any())
+    assert torch.equal(torch.bincount(row, minlength=num_segments), k)
+    assert torch.equal(slot // deg, row)  # each slot inside its own segment
+    for fanout, counts in subset_counts(row, slot, deg).items():
+        assert len(counts) == math.comb(deg, fanout)
+        assert chi_square_uniform(np.array(list(counts.values()))) > P_REJECT
+
+
+def test_floyd_is_reproducible_and_skips_zero_fanouts() -> None:
+    start, deg, k = torch.tensor([0, 10, 30]), torch.tensor([10, 20, 5]), torch.tensor([3, 0, 4])
+    picked = torch.zeros(36, dtype=torch.bool)
+    first = _ops.floyd_slots(start, deg, k, gen(9), picked)
+    again = _ops.floyd_slots(start, deg, k, gen(9), picked)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert torch.equal(torch.bincount(first[0], minlength=3), k)
+    none = _ops.floyd_slots(start, deg, torch.zeros(3, dtype=torch.long), gen(9), picked)
+    assert none[0].numel() == 0 and none[1].numel() == 0
+    assert not bool(picked.any())
 
 
 def test_replacement_keeps_duplicates_and_covers_low_degree() -> None:
@@ -173,7 +201,7 @@ def chi_square_uniform(counts: np.ndarray) -> float:
 @pytest.mark.parametrize(
     ("leaves", "k", "replace"),
     [(20, 6, False), (40, 3, False), (7, 3, True), (10, 9, False), (20, 13, False)],
-    ids=["keep-path", "keep-path-sparse", "with-replacement", "drop-one", "drop-path"],
+    ids=["k-below-half", "k-sparse", "with-replacement", "k-is-deg-minus-one", "k-above-half"],
 )
 def test_uniform_over_leaves(leaves: int, k: int, replace: bool) -> None:
     seeds, csr = star_forest(num_stars=3000, leaves=leaves)
@@ -183,7 +211,9 @@ def test_uniform_over_leaves(leaves: int, k: int, replace: bool) -> None:
     assert chi_square_uniform(counts) > P_REJECT
 
 
-@pytest.mark.parametrize(("leaves", "k"), [(5, 2), (9, 2), (5, 3)], ids=["keep-path", "sparse", "drop-path"])
+@pytest.mark.parametrize(
+    ("leaves", "k"), [(5, 2), (9, 2), (5, 3)], ids=["k-below-half", "sparse", "k-above-half"]
+)
 def test_uniform_over_subsets(leaves: int, k: int) -> None:
     """Each k-subset of a node's neighbours is equally likely (not only each neighbour)."""
     seeds, csr = star_forest(num_stars=8000, leaves=leaves)

@@ -160,6 +160,7 @@ def test_scratch_buffers_are_restored(graph, direction: str) -> None:
     NeighborSampler(UniformFanout([9, 5]), 2, direction).sample(csr, torch.arange(0, 400, 3), gen())
     assert bool((csr.borrow_local_map() == -1).all())
     assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
+    assert not bool(csr.borrow_pick_mask().any())
 
 
 class _FailingSchedule(FanoutSchedule):
@@ -175,6 +176,7 @@ def test_scratch_buffers_restored_after_an_error(graph) -> None:
         NeighborSampler(_FailingSchedule(), 2, "in").sample(csr, torch.arange(20), gen())
     assert bool((csr.borrow_local_map() == -1).all())
     assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
+    assert not bool(csr.borrow_pick_mask().any())
 
 
 def test_uniform_below_stays_below_the_bound() -> None:

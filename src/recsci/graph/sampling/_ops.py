@@ -8,7 +8,9 @@ generator but otherwise unspecified (not grouped by segment).
 Speed notes (torch 2.13 CPU, one thread; see experiments/bench/README.md): the kernels avoid sorting
 (``torch.sort``/``torch.unique`` cost ~55 ns per element) and advanced indexing (``x[idx]`` is ~4x
 slower than ``x.index_select(0, idx)``); duplicates are found through persistent scratch buffers
-indexed by node or slot id instead, so every step is O(number of picks).
+indexed by node or slot id instead. Per-op dispatch (a few us) dominates at sampler batch sizes, so the
+kernels aim at a small, fixed number of tensor ops: no retry rounds, no data-dependent op counts beyond
+one Python loop over the ``max(k)`` lanes of :func:`floyd_slots`.
 """
 
 from __future__ import annotations
@@ -18,12 +20,6 @@ from torch import Tensor
 
 # Value of an unmarked entry in a slot scratch buffer (see :func:`first_occurrence`).
 SENTINEL = torch.iinfo(torch.long).max
-# Marks a slot already picked by rejection sampling (below every draw position, so never "first").
-_TAKEN = -1
-# Extra rejection draws per segment and round, on top of a bound on the expected number: with 2, a
-# segment needs a second round with probability <= 0.5% (simulated for counts 1..40, degrees 2x..100x
-# the count). A batch of ~1000 partial segments then usually runs one short second round.
-_DRAW_SLACK = 2
 
 
 def expand_segments(count: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,73 +71,75 @@ def sample_with_replacement(
 
 
 def sample_without_replacement(
-    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, scratch: Tensor
+    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, picked: Tensor
 ) -> tuple[Tensor, Tensor]:
     """``min(k[i], deg[i])`` distinct slots per segment, each k-subset equally likely.
 
-    A segment with ``k >= deg`` takes all its slots. Otherwise it draws the smaller side by rejection:
-    ``k`` distinct slots to keep when ``k <= deg / 2``, else ``deg - k`` distinct slots to drop (the
-    complement of a uniform subset is uniform), so every rejection draw hits a free slot with
-    probability >= 1/2 and a hub costs O(k), not O(deg). ``scratch`` is a :data:`SENTINEL`-filled long
-    buffer with one entry per adjacency slot; it is restored before returning.
+    A segment with ``k >= deg`` takes all its slots; the others run Floyd's algorithm
+    (:func:`floyd_slots`), so a hub costs ``O(k)``, not ``O(deg)``. ``picked`` is the graph's pick mask
+    (see :meth:`DirectedCSR.borrow_pick_mask`); it is restored before returning.
     """
-    # "Scan" segments list all their slots but the dropped ones: take-all (nothing dropped) and drop.
-    scan = 2 * k > deg
-    row, slot = _distinct_slots(start, deg, torch.where(scan, (deg - k).clamp_min(0), k), generator, scratch)
-    kept = (~scan).index_select(0, row).nonzero().flatten()
-    scan = scan.nonzero().flatten()
-    seg, scan_slot = _all_slots(start.index_select(0, scan), deg.index_select(0, scan))
-    free = (scratch.index_select(0, scan_slot) == SENTINEL).nonzero().flatten()  # not dropped
-    scratch.scatter_(0, slot, _filled(slot, SENTINEL))
-    rows = torch.cat([row.index_select(0, kept), scan.index_select(0, seg.index_select(0, free))])
-    return rows, torch.cat([slot.index_select(0, kept), scan_slot.index_select(0, free)])
+    partial = k < deg
+    # Take-all segments list all their slots; the others contribute no slot here (count 0).
+    row, slot = _all_slots(start, torch.where(partial, 0, deg))
+    partial = partial.nonzero().flatten()
+    floyd_row, floyd_slot = floyd_slots(
+        start.index_select(0, partial),
+        deg.index_select(0, partial),
+        k.index_select(0, partial),
+        generator,
+        picked,
+    )
+    return torch.cat([row, partial.index_select(0, floyd_row)]), torch.cat([slot, floyd_slot])
 
 
-def _distinct_slots(
-    start: Tensor, deg: Tensor, count: Tensor, generator: torch.Generator | None, scratch: Tensor
+def floyd_slots(
+    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, picked: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``count[i]`` distinct uniform slots per segment (``2 * count <= deg``), by rejection.
+    """``k[i]`` distinct uniform slots per segment (``k < deg``) by Floyd's algorithm, all segments at once.
 
-    Each segment keeps the first ``count`` distinct values of a sequence of i.i.d. uniform draws, which
-    form a uniform ``count``-subset (by symmetry, as the stopping rule only reads how many distinct
-    values were seen). The sequence is drawn in rounds sized so that one round usually suffices; a
-    segment still short continues in the next round, where the slots it holds (marked ``_TAKEN`` in
-    ``scratch``) never count again. The picks are left marked: the caller restores ``scratch``.
+    Floyd's algorithm draws a uniform k-subset of ``0 .. deg - 1`` exactly, with no retries: for
+    ``j = deg - k, ..., deg - 1`` draw ``t`` uniform in ``0 .. j`` and take ``t``, or ``j`` if ``t`` was
+    taken already. Here lane ``s`` of ``max(k)`` lanes runs step ``j = deg - max(k) + s`` of every
+    segment at once (segments with a smaller ``k`` sit idle in the first lanes), so the Python loop is
+    over lanes, 3 tensor ops each; all random numbers are drawn up front. "Taken" is looked up in
+    ``picked``, a ``False``-filled bool buffer with one entry per slot plus a spare last entry, where
+    idle lanes point (segments own disjoint slots, so one buffer serves all of them). Entries set here
+    are reset before returning.
     """
-    rows, slots = [], []
-    pending: Tensor | None = None  # segments still short (None: all of them, in the first round)
-    p_start, p_deg, p_count, need = start, deg, count, count
-    while True:
-        num_draws = _num_draws(need, p_deg, p_count)
-        local = torch.repeat_interleave(num_draws)
-        slot = p_start.index_select(0, local) + _uniform_below(p_deg.index_select(0, local), generator)
-        position = torch.arange(slot.numel(), device=slot.device)
-        scratch.scatter_reduce_(0, slot, position, reduce="amin")
-        first_position = scratch.index_select(0, slot)  # _TAKEN for slots held since earlier rounds
-        first = first_position == position
-        # Segments are contiguous runs of draws: keep the first `need` new slots of each.
-        seen = torch.cumsum(first, 0)
-        seen = torch.cat([seen.new_zeros(1), seen])  # seen[j] = new slots among draws < j
-        seg_start = torch.cumsum(num_draws, 0) - num_draws
-        before = seen.index_select(0, seg_start)
-        keep = first & (seen[1:] <= (before + need).index_select(0, local))
-        picked = keep.nonzero().flatten()
-        slots.append(slot.index_select(0, picked))
-        if pending is None:  # nothing held yet: unmark every draw, then mark the picks
-            scratch.scatter_(0, slot, _filled(slot, SENTINEL))
-            scratch.scatter_(0, slots[-1], _filled(slots[-1], _TAKEN))
-            rows.append(local.index_select(0, picked))
-        else:  # held slots stay marked; all draws of one slot write the same value (deterministic)
-            taken = (first_position < 0) | keep.index_select(0, first_position.clamp_min(0))
-            scratch.scatter_(0, slot, torch.where(taken, _TAKEN, SENTINEL))
-            rows.append(pending.index_select(0, local.index_select(0, picked)))
-        got = seen.index_select(0, seg_start + num_draws) - before
-        short = (got < need).nonzero().flatten()
-        if short.numel() == 0:
-            return torch.cat(rows), torch.cat(slots)
-        pending = short if pending is None else pending.index_select(0, short)
-        need = (need - got).index_select(0, short)
-        p_start, p_deg, p_count = (t.index_select(0, pending) for t in (start, deg, count))
+    num_segments = k.numel()
+    if num_segments == 0:
+        return k.new_empty(0), k.new_empty(0)
+    k_min, k_max = (int(v) for v in torch.aminmax(k))
+    if k_max == 0:
+        return k.new_empty(0), k.new_empty(0)
+    lane = torch.arange(k_max, device=k.device).unsqueeze(1)
+    first_step = deg - k_max  # the step j each segment would run on lane 0
+    top = (start + first_step).unsqueeze(0) + lane  # slot of j, per lane and segment
+    # float64 uniforms (53 random bits): see _uniform_below for why floor(u * (j + 1)) needs no clamp.
+    draw = torch.rand((k_max, num_segments), generator=generator, dtype=torch.float64, device=k.device)
+    draw = draw.mul_((first_step + 1).to(torch.float64).unsqueeze(0) + lane).long().add_(start)  # slot of t
+    idle = None
+    if k_min < k_max:
+        idle = lane < (k_max - k).unsqueeze(0)
+        spare = picked.numel() - 1
+        top.masked_fill_(idle, spare)
+        draw.masked_fill_(idle, spare)
+    # Lane 0 is every active segment's first step, where nothing is taken yet: its draw stands. Later
+    # lanes overwrite their draws with the picks in place (an elementwise op may write what it reads).
+    mark = torch.ones(1, dtype=torch.bool, device=k.device).expand(num_segments)
+    lanes = zip(draw.unbind(), top.unbind(), strict=True)
+    for s, (lane_draw, lane_top) in enumerate(lanes):
+        if s > 0:
+            torch.where(picked.index_select(0, lane_draw), lane_top, lane_draw, out=lane_draw)
+        picked.scatter_(0, lane_draw, mark)
+    slot = draw.flatten()
+    picked.scatter_(0, slot, torch.zeros(1, dtype=torch.bool, device=k.device).expand(slot.numel()))
+    row = torch.arange(num_segments, device=k.device).expand(k_max, num_segments).flatten()
+    if idle is None:
+        return row, slot
+    active = idle.logical_not_().flatten().nonzero().flatten()
+    return row.index_select(0, active), slot.index_select(0, active)
 
 
 def _all_slots(start: Tensor, deg: Tensor) -> tuple[Tensor, Tensor]:
@@ -150,17 +148,6 @@ def _all_slots(start: Tensor, deg: Tensor) -> tuple[Tensor, Tensor]:
     # Output position p of segment i holds slot start[i] + (p - first output of i).
     shift = start - (torch.cumsum(deg, 0) - deg)
     return seg, torch.arange(seg.numel(), device=deg.device) + shift.index_select(0, seg)
-
-
-def _num_draws(need: Tensor, deg: Tensor, count: Tensor) -> Tensor:
-    """Draws per segment for a round that wants ``need`` more new slots (0 where ``need == 0``).
-
-    At least ``deg - count`` slots are free, so the expected number of draws is at most
-    ``need * deg / (deg - count)`` (<= ``2 * need``); with ``_DRAW_SLACK`` more, a segment needs
-    another round with probability <= 0.5%.
-    """
-    free = (deg - count).clamp_min(1)
-    return torch.where(need > 0, (need * deg + free - 1) // free + _DRAW_SLACK, 0)
 
 
 def _uniform_below(bound: Tensor, generator: torch.Generator | None) -> Tensor:

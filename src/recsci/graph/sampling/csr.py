@@ -37,11 +37,12 @@ class DirectedCSR:
     order of the original ``edge_index`` (stable sort), so results are reproducible. Parallel edges
     and self-loops are kept as they are: each is its own slot with its own edge id.
 
-    The object also owns two reusable scratch buffers that :class:`~recsci.graph.sampling.NeighborSampler`
+    The object also owns three reusable scratch buffers that :class:`~recsci.graph.sampling.NeighborSampler`
     borrows to find duplicates without sorting: a global->local id map (``num_nodes`` longs, all ``-1``
-    between calls) and a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls, created on
-    first use). They make sampling not thread-safe on one graph object (DataLoader worker *processes*
-    are fine, each has its own copy).
+    between calls), a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls) and a pick mask
+    (``num_edges + 1`` bools, all ``False`` between calls), the last two created on first use. They
+    make sampling not thread-safe on one graph object (DataLoader worker *processes* are fine, each has
+    its own copy).
     """
 
     num_nodes: int
@@ -49,6 +50,7 @@ class DirectedCSR:
     inc: Adjacency
     _local_map: Tensor | None = field(default=None, repr=False)
     _slot_scratch: Tensor | None = field(default=None, repr=False)
+    _pick_mask: Tensor | None = field(default=None, repr=False)
     _edge_set: EdgeSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -122,19 +124,31 @@ class DirectedCSR:
     def borrow_slot_scratch(self) -> Tensor:
         """Return the per-slot buffer (all ``SENTINEL``); callers must reset the entries they set.
 
-        One entry per adjacency slot, which is also one per edge id, so it serves both for rejection
-        sampling (slot ids) and for dropping edges picked twice (edge ids).
+        One entry per adjacency slot, which is also one per edge id; the sampler uses it to drop edges
+        picked twice (edge ids, see ``_ops.first_occurrence``).
         """
         if self._slot_scratch is None or self._slot_scratch.device != self.device:
             self._slot_scratch = torch.full((self.num_edges,), SENTINEL, dtype=torch.long, device=self.device)
         return self._slot_scratch
 
+    def borrow_pick_mask(self) -> Tensor:
+        """Return the per-slot pick mask (all ``False``); callers must reset the entries they set.
+
+        One entry per adjacency slot plus a last, spare entry (index ``num_edges``) that belongs to no
+        node: the draw without replacement sends idle lanes there (see ``_ops.floyd_slots``).
+        """
+        if self._pick_mask is None or self._pick_mask.device != self.device:
+            self._pick_mask = torch.zeros(self.num_edges + 1, dtype=torch.bool, device=self.device)
+        return self._pick_mask
+
     def reset_scratch(self) -> None:
-        """Refill both scratch buffers completely (after an error left some entries set)."""
+        """Refill every scratch buffer completely (after an error left some entries set)."""
         if self._local_map is not None:
             self._local_map.fill_(-1)
         if self._slot_scratch is not None:
             self._slot_scratch.fill_(SENTINEL)
+        if self._pick_mask is not None:
+            self._pick_mask.fill_(False)
 
 
 def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:

@@ -95,7 +95,8 @@ class NeighborSampler:
     subgraph are linked to but never re-expanded. Fully vectorised: the only Python loop is over hops.
     :meth:`draw` is one hop's neighbour draw on its own (global ids, no relabelling); :meth:`sample`
     chains it over hops and relabels the result into a local subgraph. Without replacement a node with
-    ``k < deg`` is sampled by rejection (cost ``O(k)``, so hubs never materialise all their neighbours);
+    ``k < deg`` is sampled by Floyd's algorithm (cost ``O(k)``, so hubs never materialise all their
+    neighbours);
     see ``experiments/bench/README.md`` for timings.
     """
 
@@ -172,7 +173,7 @@ class NeighborSampler:
         if self.replace:
             row, slot = _ops.sample_with_replacement(start, deg, k, generator)
         else:
-            row, slot = _ops.sample_without_replacement(start, deg, k, generator, graph.borrow_slot_scratch())
+            row, slot = _ops.sample_without_replacement(start, deg, k, generator, graph.borrow_pick_mask())
         out = NeighborDraw(row, adj.neighbor.index_select(0, slot), adj.edge_id.index_select(0, slot))
         if self.walk_fill is not None and hop == 0:
             # Nodes whose direct neighbourhood is smaller than their budget: top it up from walks.
