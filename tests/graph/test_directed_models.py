@@ -123,3 +123,26 @@ def test_both_sides_lets_a_role_see_the_other_side() -> None:
     # Without both_sides, t_0 (node 0 has no in-neighbours) ignores node 1; with it, t_0 sees t_1.
     assert not perturbation_reaches(BLADE(4, 8, 8, num_layers=1), "target", node=0, from_node=1)
     assert perturbation_reaches(BLADE(4, 8, 8, num_layers=1, both_sides=True), "target", node=0, from_node=1)
+
+
+def test_input_skip_adds_a_projection_of_each_nodes_own_input() -> None:
+    torch.manual_seed(0)
+    encoder = BLADE(4, 8, 6, num_layers=2, input_skip=True)
+    x = torch.randn(3, 4)
+    emb = encoder(x, EDGE)
+    assert emb.source.shape == emb.target.shape == (3, 6)
+    # Without the skip projection the output is the plain stacked-layer encoder's.
+    skip_source, skip_target = encoder.input_skip(x).chunk(2, dim=-1)
+    encoder.input_skip = None
+    plain = encoder(x, EDGE)
+    assert torch.allclose(emb.source, plain.source + skip_source, atol=1e-6)
+    assert torch.allclose(emb.target, plain.target + skip_target, atol=1e-6)
+    assert not torch.allclose(emb.source, plain.source)
+
+
+def test_input_skip_keeps_the_role_orientation() -> None:
+    # The skip adds only the node's own input: who aggregates whom is unchanged.
+    encoder = BLADE(4, 8, 8, num_layers=1, input_skip=True)
+    assert perturbation_reaches(encoder, "source", node=0, from_node=1)
+    assert not perturbation_reaches(encoder, "source", node=1, from_node=0)
+    assert not perturbation_reaches(encoder, "target", node=0, from_node=1)

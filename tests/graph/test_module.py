@@ -74,3 +74,12 @@ def test_free_embeddings_replace_features(make_config, tmp_path: Path) -> None:
         make_config("experiment=graph/synthetic_blade", "model.free_embedding_dim=16", "trainer.max_epochs=1")
     )
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_blade_paper_config_keeps_the_published_settings(make_config) -> None:
+    # model=blade carries our defaults (input skip, reverse negatives at 0.1); blade_paper the paper's.
+    ours = make_config("experiment=graph/synthetic_blade").model
+    paper = make_config("experiment=graph/synthetic_blade", "model=blade_paper").model
+    assert ours.encoder.input_skip and ours.reverse_negative_weight == pytest.approx(0.1)
+    assert not paper.encoder.input_skip and paper.reverse_negative_weight == pytest.approx(1.0)
+    assert paper.encoder._target_ == ours.encoder._target_ == "recsci.graph.directed.BLADE"
