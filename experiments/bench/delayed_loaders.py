@@ -258,7 +258,9 @@ def main() -> None:
     parser.add_argument("--criteo-rows", type=int, default=CRITEO_ROWS)
     parser.add_argument("--taobao-rows", type=int, default=TAOBAO_ROWS)
     parser.add_argument("--chunk-rows", type=int, help="loader chunk_rows (default: the loader's)")
-    parser.add_argument("--mem-limit-gib", type=float, default=20.0, help="RLIMIT_AS (address space, not RSS) of each load")
+    parser.add_argument(
+        "--mem-limit-gib", type=float, default=20.0, help="RLIMIT_AS (address space, not RSS) of each load"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="all: keep the generated files")
     parser.add_argument("--json", type=Path, help="all: write the results here")

@@ -14,6 +14,7 @@ from recsci.core.errors import ConfigError
 from recsci.delayed import protocols
 from recsci.delayed.auxiliary import AuxiliaryModel
 from recsci.delayed.data import ClickLog
+from recsci.delayed.models import FieldMLP
 from recsci.delayed.protocols import StreamingProtocol, _Runner
 from recsci.delayed.simulator import DelayedFeedbackSimulator
 from tests.delayed.test_runs import run_small
@@ -22,6 +23,11 @@ MATURITY, PRETRAIN_END = 12.0, 48.0
 AUXILIARIES = {
     "dp": dict(target="delayed_positive"),
     "flip": dict(target="flip", signals="all", use_elapsed=True, cut="random", max_cut_hours=12.0),
+    # With a logit offset from a main model (a fixed network here: the offset path must add no label).
+    "dp_offset": dict(target="delayed_positive", offset="main"),
+    "flip_offset": dict(
+        target="flip", signals="all", use_elapsed=True, cut="random", max_cut_hours=12.0, offset="main"
+    ),
 }
 
 
@@ -53,6 +59,8 @@ def fresh_auxiliary(log: ClickLog, name: str) -> AuxiliaryModel:
     torch.manual_seed(0)
     aux = AuxiliaryModel(**AUXILIARIES[name])
     aux.build(log)
+    if aux.offset != "none":
+        aux.set_offset(FieldMLP(log.cardinalities, 4, (8,)).requires_grad_(False))
     return aux
 
 

@@ -9,10 +9,25 @@ never reach the main model. They are fitted on the pretraining window, from labe
 - ``flip``: z(x[, e, g]) = P(eventually converts | not converted by elapsed e, x[, engagement by e])
   (ES-DFM's p_rn = 1 - z with e = w; FSIW's P(y=0 | not yet, x, e) = 1 - z; the engagement-aware z)
 - ``observed_given_positive``: P(converted by e | converts, x, e)                   (FSIW)
+
+Offset (``offset``: ``main`` or ``vanilla``, the in-run Vanilla reference; flip and delayed-positive models):
+p(x) = P(y=1 | x) is what the main model estimates from the whole stream, while these models see only
+matured clicks, so their feature part is stale. With o = stopgrad(logit of that learner's p(x)) and r the
+network's output:
+
+- flip: logit z = o + r(x[, e, g]). By Bayes, logit z(x, e, g) = logit p(x) + log[P(not converted by e, g |
+  y=1, x) / P(g | y=0, x)], so r learns the delay/engagement likelihood ratio; r = 0 gives z = p(x).
+- delayed_positive: p_dp = sigmoid(o) * sigmoid(r), since p_dp(x) = P(y=1 | x) P(delay > w | y=1, x); r
+  learns the delay's survival at the waiting window.
+
+The protocol supplies the offset function (:meth:`AuxiliaryModel.set_offset`); ``forward`` evaluates it
+without gradient on the rows at hand (fitting, updating and predicting alike), so only rows that are used
+cost a main-model pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import lightning.pytorch as pl
@@ -20,13 +35,22 @@ import numpy as np
 import torch
 from pydantic import Field
 from torch import Tensor
-from torch.nn.functional import binary_cross_entropy_with_logits
+from torch.nn.functional import binary_cross_entropy_with_logits, logsigmoid
 
 from recsci.delayed.data import ClickLog
 from recsci.delayed.models import FieldMLP
 from recsci.delayed.streams import AuxTarget, Records
 
 Signals = str | list[str]
+OffsetSource = Literal["none", "main", "vanilla"]
+
+
+def product_logit(a: Tensor, b: Tensor) -> Tensor:
+    """logit(sigmoid(a) * sigmoid(b)), stable: with l = log sigmoid(a) + log sigmoid(b) < 0, the logit is
+    l - log(1 - e^l), and log(1 - e^l) is taken by expm1 near 0 and log1p far from it."""
+    log_p = (logsigmoid(a) + logsigmoid(b)).clamp(max=-1e-7)
+    log_not_p = torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)), torch.log1p(-torch.exp(log_p)))
+    return log_p - log_not_p
 
 
 class AuxiliaryModel(pl.LightningModule):
@@ -45,9 +69,12 @@ class AuxiliaryModel(pl.LightningModule):
         hidden: tuple[Annotated[int, Field(ge=1)], ...] | Annotated[int, Field(ge=1)] = (32,),
         lr: Annotated[float, Field(gt=0.0)] = 3e-3,
         epochs: Annotated[int, Field(ge=1)] = 2,
+        offset: OffsetSource = "none",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
+        if offset != "none" and target == "observed_given_positive":
+            raise ValueError(f"offset={offset!r}: target='observed_given_positive' has no p(x) factor")
         if cut == "random" and not use_elapsed:
             raise ValueError("cut='random' draws several elapsed times: set use_elapsed=true to use them")
         if target == "delayed_positive" and (use_elapsed or signals not in ("none", [], ())):
@@ -61,6 +88,10 @@ class AuxiliaryModel(pl.LightningModule):
         self.embed_dim, self.hidden, self.lr, self.epochs = embed_dim, hidden, lr, epochs
         self.net: FieldMLP | None = None
         self.columns: list[int] = []
+        self.offset = offset
+        # A plain callable, not a submodule: the main model's parameters must stay out of this model's
+        # freeze/unfreeze, optimiser and state dict.
+        self.offset_fn: Callable[[Tensor], Tensor] | None = None
         self._optimizer: torch.optim.Optimizer | None = None
 
     def variant(self, **changes: object) -> AuxiliaryModel:
@@ -72,6 +103,14 @@ class AuxiliaryModel(pl.LightningModule):
         extra = int(self.use_elapsed) + len(self.columns)
         self.net = FieldMLP(log.cardinalities, self.embed_dim, self.hidden, extra_dim=extra)
 
+    def set_offset(self, offset_fn: Callable[[Tensor], Tensor] | None) -> None:
+        """The logit offset's source (features -> logits), called (without gradient) whenever the model runs."""
+        if self.offset != "none" and offset_fn is None:
+            raise ValueError(f"offset={self.offset!r} needs an offset function")
+        # Into __dict__ directly: a module passed here (nn.Module.__setattr__ would register it) must not
+        # become a submodule, or this model's freeze() would freeze the main model too.
+        self.__dict__["offset_fn"] = offset_fn
+
     def inputs(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
         """Features and extra inputs of ``records``, read at their ``observe_ts``."""
         extra = [records.engagement(log, self.columns)]
@@ -82,8 +121,22 @@ class AuxiliaryModel(pl.LightningModule):
             "extra": torch.from_numpy(np.concatenate(extra, axis=1).astype(np.float32)),
         }
 
+    def offset_logits(self, x: Tensor) -> Tensor:
+        """The detached offset o(x) (see the module doc)."""
+        if self.offset_fn is None:
+            raise RuntimeError(f"offset={self.offset!r}: call set_offset before using the model")
+        with torch.no_grad():
+            return self.offset_fn(x).detach().reshape(-1).float()
+
     def forward(self, x: Tensor, extra: Tensor) -> Tensor:
-        return self.net(x, extra if self.net.extra_dim else None)
+        """The logit of this model's probability (with ``offset``: the forms of the module doc)."""
+        logits = self.net(x, extra if self.net.extra_dim else None)
+        if self.offset == "none":
+            return logits
+        offset = self.offset_logits(x)
+        if self.target == "delayed_positive":
+            return product_logit(offset, logits)
+        return logits + offset
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss = binary_cross_entropy_with_logits(self(batch["x"], batch["extra"]), batch["label"])

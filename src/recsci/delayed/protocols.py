@@ -24,6 +24,10 @@ Streaming (ES-DFM/DEFER/DEFUSE protocol): train on interval k, test on interval 
 intervals weighted by their number of clicks. Batch: train once on everything observed by the cut time,
 validate on the next ``val_hours``, test on the ``test_hours`` after that.
 
+Auxiliary models with a logit offset (``offset: main | vanilla``, :mod:`recsci.delayed.auxiliary`) read it
+from the named learner's current state whenever their columns are built: during the pretraining fit that is
+the pretrained model, afterwards the learner as trained on the windows so far (:meth:`_Runner.attach_offsets`).
+
 References trained alongside on the same windows (``references``): Vanilla and Oracle, plus the frozen
 Pretrained model, so RI is computed inside one run and one seed. With ground truth (simulator) the
 true probabilities are scored as ``*/truth/*`` too.
@@ -37,7 +41,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,7 +57,7 @@ from recsci.core.protocols import RunContext
 from recsci.delayed.auxiliary import AuxiliaryModel
 from recsci.delayed.data import ClickLog
 from recsci.delayed.datamodule import DelayedDataModule
-from recsci.delayed.methods import FIRST, Method, Oracle, Pretrained, Vanilla
+from recsci.delayed.methods import EPS, FIRST, Method, Oracle, Pretrained, Vanilla
 from recsci.delayed.metrics import (
     RI_METRICS,
     binary_metrics,
@@ -249,6 +253,27 @@ class BatchProtocol(_DelayedProtocol):
         return [Step((begin, cut), self.epochs, [(cut, val_end, "val"), (val_end, end, "test")])]
 
 
+def _served_logits(learner: DelayedFeedbackModule) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Features -> logit of ``learner``'s served probability (no gradient, batched). Only the conversion
+    model is put in eval mode and back (not the whole learner, whose method holds the auxiliary models)."""
+
+    def logits(x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+        model, was_training = learner.model, learner.model.training
+        model.eval()
+        with torch.no_grad():
+            p = torch.cat(
+                [
+                    learner.method.probability(model(x[i : i + batch_size]))
+                    for i in range(0, x.size(0), batch_size)
+                ]
+                or [torch.zeros(0)]
+            )
+        model.train(was_training)
+        return torch.logit(p.clamp(EPS, 1.0 - EPS))
+
+    return logits
+
+
 class _Runner:
     """One delayed-feedback run: the steps of a protocol applied to a module and its references."""
 
@@ -328,6 +353,25 @@ class _Runner:
         aux.freeze()
         aux.train()  # frozen (no gradient), but in the same mode as its parent during the main fits
 
+    def attach_offsets(
+        self, auxiliaries: dict[str, AuxiliaryModel], sources: dict[str, DelayedFeedbackModule | None]
+    ) -> None:
+        """Give each auxiliary model with an ``offset`` the served logit of its source learner, read
+        without gradient whenever the auxiliary model runs (so always the learner's current state, which
+        has seen only what was observable by then)."""
+        for name, aux in auxiliaries.items():
+            if aux.offset == "none":
+                continue
+            source = sources.get(aux.offset)
+            if source is None and aux.offset == "vanilla" and isinstance(self.module.method, Vanilla):
+                source = self.module  # the method is its own Vanilla reference
+            if source is None:
+                raise ConfigError(
+                    f"model.method.{name}.offset={aux.offset!r} needs the Vanilla reference: add 'vanilla' to "
+                    "protocol.references or use offset=main"
+                )
+            aux.set_offset(_served_logits(source))
+
     def update_auxiliaries(
         self, auxiliaries: dict[str, AuxiliaryModel], wait: float, rng: np.random.Generator, observe: float
     ) -> dict[str, float]:
@@ -377,6 +421,9 @@ class _Runner:
         if p.flip_diagnostics and flip is not None and flip.hparams.signals not in ("none", [], ()):
             # The same flip model without engagement, fitted and updated alike: calibration with vs without.
             auxiliaries["flip_no_engagement"] = flip.variant(signals="none")
+        # Offsets (flip models with ``offset`` set): during the pretraining fit every source is the model
+        # that was just pretrained on the same window; afterwards each follows its own learner.
+        self.attach_offsets(auxiliaries, {"main": module, "vanilla": module})
         for aux in auxiliaries.values():
             self.fit_auxiliary(aux, self.wait_for(method), rng)
         # Clicks before this have been used by the auxiliary models (or were never mature in time).
@@ -394,15 +441,19 @@ class _Runner:
             ref.model = copy.deepcopy(pretrained_model).train()
             ref.set_phase("stream")
             learners[name] = ref
+        self.attach_offsets(auxiliaries, {"main": module, "vanilla": learners.get("vanilla")})
 
         # 3-4. Train on each window, evaluate on the next.
         per_window: list[dict] = []
+        self.flip_scores: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]] = {}
         for k, step in enumerate(steps):
             if step.train is not None:
                 if p.aux_updates and (k + 1) % p.aux_update_every == 0:
                     losses = self.update_auxiliaries(auxiliaries, self.wait_for(method), rng, step.train[1])
                     for logger in context.loggers if losses else ():
                         logger.log_metrics({f"aux/{n}/update_loss": v for n, v in losses.items()}, step=k)
+                if p.flip_diagnostics:
+                    self.score_flip_models(step, auxiliaries, method)
                 for learner in learners.values():
                     if learner.method.stream is None:
                         continue
@@ -416,7 +467,7 @@ class _Runner:
 
         metrics = self.aggregate(per_window, learners, method)
         if p.flip_diagnostics:
-            metrics.update(self.flip_report(steps, auxiliaries, method))
+            metrics.update(self.flip_report())
         context.record["delayed"] = {
             "method": method.name,
             "clicks": len(log),
@@ -480,41 +531,46 @@ class _Runner:
                         )
         return metrics
 
-    def flip_report(self, steps: list[Step], auxiliaries: dict[str, AuxiliaryModel], method: Method) -> dict:
-        """Calibration of the flip model on the stream's observed negatives (eventual flip as label)."""
+    def score_flip_models(self, step: Step, auxiliaries: dict[str, AuxiliaryModel], method: Method) -> None:
+        """Score the flip models on the observed negatives of ``step``'s training window (label: converts
+        later) in their state at this moment: after the auxiliary update and before the main fit, so the
+        same z (and, with an offset, the same main-model logit) that the method's weights use."""
         models = {k: auxiliaries[k] for k in ("flip", "flip_no_engagement") if k in auxiliaries}
         if not models or method.stream is None:
-            return {}
+            return
+        records = stream_records(
+            self.log,
+            method.stream,
+            *step.train,
+            wait=self.wait_for(method),
+            first_click=self.pretrain_end,
+            duplicates_from=self.protocol.start_hours,
+        )
+        negatives = (records.kind == FIRST) & (records.label == 0)
+        records = Records(*(getattr(records, f)[negatives] for f in Records.__dataclass_fields__))
+        if not len(records):
+            return
+        flipped = np.isfinite(self.log.conv_ts[records.index]).astype(np.float64)
+        split = step.evaluate[0][2]
+        for name, model in models.items():
+            z = model.predict_records(self.log, records).numpy()
+            self.flip_scores.setdefault(split, {}).setdefault(name, []).append((z, flipped))
+
+    def flip_report(self) -> dict:
+        """Calibration of the flip models on the stream's observed negatives (eventual flip as label), each
+        window scored as its weights were built (:meth:`score_flip_models`), pooled per split."""
         metrics: dict[str, float] = {}
         tables = {}
-        for split in ("val", "test"):
-            parts = [
-                stream_records(
-                    self.log,
-                    method.stream,
-                    *s.train,
-                    wait=self.wait_for(method),
-                    first_click=self.pretrain_end,
-                    duplicates_from=self.protocol.start_hours,
-                )
-                for s in steps
-                if s.train is not None and s.evaluate[0][2] == split
-            ]
-            if not parts:
-                continue
-            records = Records.concat(parts)
-            negatives = (records.kind == FIRST) & (records.label == 0)
-            records = Records(*(getattr(records, f)[negatives] for f in Records.__dataclass_fields__))
-            if not len(records):
-                continue
-            flipped = np.isfinite(self.log.conv_ts[records.index]).astype(np.float64)
-            for name, model in models.items():
-                z = model.predict_records(self.log, records).numpy()
+        for split, models in self.flip_scores.items():
+            for name, parts in models.items():
+                z = np.concatenate([part[0] for part in parts])
+                flipped = np.concatenate([part[1] for part in parts])
                 values = binary_metrics(z, flipped)
                 for key in ("auc", "nll", "ece", "mean_pred", "pos_rate"):
                     metrics[f"{split}/{name}/{key}"] = values[key]
                 tables[f"{split}/{name}"] = calibration_bins(z, flipped)
-        self.context.record["flip_calibration"] = tables
+        if tables:
+            self.context.record["flip_calibration"] = tables
         return metrics
 
     def log_window(self, k: int, split: str, result: dict) -> None:
