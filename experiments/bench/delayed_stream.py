@@ -12,8 +12,8 @@ Each measured run is a real ``recsci`` run (``recsci.core.run.run`` on the compo
 ``experiment=delayed/sim_streaming model=<method> data.source.num_clicks=<N>``, by default 1 M clicks over
 10 days: 72 h of pretraining, then 12 intervals of 12 h), so the timed code is the streaming protocol
 the experiments use, not a re-implementation. Timers are wrapped around the protocol's own steps
-(``_Runner.update_auxiliaries``, ``AuxiliaryModel.update``, ``_Runner.window_columns``, the method's
-``prepare``, ``_Runner.fit``):
+(``Runner.update_auxiliaries``, ``AuxiliaryModel.update``, ``Runner.window_columns``, the method's
+``prepare``, ``Runner.fit``):
 
 - ``aux update``: per interval, building the auxiliary examples of the clicks that matured since the last
   update (counterfactual cuts for the flip model) and each auxiliary model's update (at most
@@ -61,9 +61,9 @@ from omegaconf import DictConfig, open_dict
 
 from recsci.cli import config_dir
 from recsci.core.run import run
-from recsci.delayed import protocols
 from recsci.delayed.auxiliary import AuxiliaryModel
 from recsci.delayed.module import DelayedFeedbackModule
+from recsci.delayed.runner import Runner
 
 PARTS = ("aux update", "records", "aux predict", "main fit")
 
@@ -171,7 +171,7 @@ class Instrument:
     @contextlib.contextmanager
     def patched(self, times: RunTimes) -> Iterator[None]:
         self.times = times
-        runner = protocols._Runner
+        runner = Runner
         originals = {
             n: getattr(runner, n)
             for n in ("fit", "fit_auxiliary", "update_auxiliaries", "window_columns", "evaluate")

@@ -17,7 +17,8 @@ from recsci.delayed.data import ClickLog
 from recsci.delayed.methods import Vanilla
 from recsci.delayed.models import FieldMLP
 from recsci.delayed.module import DelayedFeedbackModule
-from recsci.delayed.protocols import StreamingProtocol, _Runner, _served_logits
+from recsci.delayed.protocols import StreamingProtocol
+from recsci.delayed.runner import Runner, served_logits
 from recsci.delayed.simulator import DelayedFeedbackSimulator
 from recsci.delayed.streams import Records, auxiliary_examples
 from tests.delayed.test_runs import run_small
@@ -114,7 +115,7 @@ def test_the_served_logit_is_the_learners_probability(log: ClickLog) -> None:
     learner = DelayedFeedbackModule(lambda cardinalities: FieldMLP(cardinalities, 4, (8,)), Vanilla())
     learner.build(log)
     x = torch.from_numpy(log.features[:100])
-    torch.testing.assert_close(_served_logits(learner)(x), learner(x).detach(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(served_logits(learner)(x), learner(x).detach(), rtol=1e-4, atol=1e-4)
     assert learner.training  # read in eval mode, left as it was
 
 
@@ -125,7 +126,7 @@ def test_the_runner_follows_each_source(log: ClickLog) -> None:
     )
     for learner in (main, vanilla):
         learner.build(log)
-    runner = _Runner(StreamingProtocol(), SimpleNamespace(datamodule=None, module=main))
+    runner = Runner(StreamingProtocol(), SimpleNamespace(datamodule=None, module=main))
     auxiliaries = {"flip": AuxiliaryModel(**FLIP, offset="vanilla"), "dp": AuxiliaryModel("delayed_positive")}
     runner.attach_offsets(auxiliaries, {"main": main, "vanilla": vanilla})
     x = torch.from_numpy(log.features[:50])

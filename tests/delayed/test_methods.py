@@ -30,7 +30,8 @@ from recsci.delayed.methods import (
     weighted_bce,
 )
 from recsci.delayed.models import ConversionModel, FieldMLP
-from recsci.delayed.protocols import StreamingProtocol, _Runner
+from recsci.delayed.protocols import StreamingProtocol
+from recsci.delayed.runner import Runner
 from recsci.delayed.streams import DELAYED_POSITIVE, FINAL, FIRST
 
 T = torch.tensor
@@ -197,7 +198,7 @@ def test_dfm_has_its_own_delay_head_only_for_the_loss() -> None:
 
 def test_a_method_waiting_window_overrides_the_protocols() -> None:
     runner = SimpleNamespace(protocol=StreamingProtocol(wait_hours=0.25))
-    assert _Runner.wait_for(runner, EngagementIS(dp=None, flip=None)) == 0.25
+    assert Runner.wait_for(runner, EngagementIS(dp=None, flip=None)) == 0.25
     for method in (EngagementIS(None, None, wait_hours=1.5), ESDFM(None, None, wait_hours=1.5)):
-        assert _Runner.wait_for(runner, method) == 1.5
-    assert _Runner.wait_for(runner, DEFUSE(None, None, wait_hours=0.0)) == 0.0
+        assert Runner.wait_for(runner, method) == 1.5
+    assert Runner.wait_for(runner, DEFUSE(None, None, wait_hours=0.0)) == 0.0

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from recsci.core.errors import ConfigError
-from recsci.delayed import protocols
+from recsci.delayed import runner as runner_module
 from recsci.delayed.auxiliary import AuxiliaryModel
 from recsci.delayed.data import ClickLog
 from recsci.delayed.models import FieldMLP
-from recsci.delayed.protocols import StreamingProtocol, _Runner
+from recsci.delayed.protocols import StreamingProtocol
+from recsci.delayed.runner import Runner
 from recsci.delayed.simulator import DelayedFeedbackSimulator
 from tests.delayed.test_runs import run_small
 
@@ -44,10 +45,10 @@ def known_at(log: ClickLog, time: float) -> ClickLog:
     return copy_
 
 
-def runner_for(log: ClickLog, **protocol: object) -> _Runner:
+def runner_for(log: ClickLog, **protocol: object) -> Runner:
     """A runner positioned after pretraining on [0, 48) h, auxiliary clicks used up to 48 - maturity."""
     settings = dict(pretrain_hours=PRETRAIN_END, interval_hours=12.0, aux_maturity_hours=MATURITY)
-    runner = _Runner(
+    runner = Runner(
         StreamingProtocol(**{**settings, **protocol}), SimpleNamespace(datamodule=None, module=None)
     )
     runner.log, runner.pretrain_end = log, PRETRAIN_END
@@ -97,8 +98,8 @@ def test_each_update_uses_the_clicks_matured_since_the_last(log: ClickLog, monke
         spans.append((first, observe - maturity))
         return original(log_, target, first, observe, maturity, *args)
 
-    original = protocols.auxiliary_examples
-    monkeypatch.setattr(protocols, "auxiliary_examples", spy)
+    original = runner_module.auxiliary_examples
+    monkeypatch.setattr(runner_module, "auxiliary_examples", spy)
     runner, aux = runner_for(log), fresh_auxiliary(log, "dp")
     for observe in (60.0, 72.0, 96.0):
         runner.update_auxiliaries({"dp": aux}, 0.25, np.random.default_rng(0), observe)
@@ -126,13 +127,13 @@ def test_the_update_step_budget_and_the_optimiser_carry_over(log: ClickLog) -> N
 
 def test_updates_follow_the_cadence(tmp_path: Path, monkeypatch) -> None:
     observed = []
-    original = _Runner.update_auxiliaries
+    original = Runner.update_auxiliaries
 
     def spy(self, auxiliaries, wait, rng, observe):
         observed.append(observe)
         return original(self, auxiliaries, wait, rng, observe)
 
-    monkeypatch.setattr(_Runner, "update_auxiliaries", spy)
+    monkeypatch.setattr(Runner, "update_auxiliaries", spy)
     common = ["model=delayed_esdfm", "protocol.references=[]", "protocol.flip_diagnostics=false"]
     run_small(tmp_path, *common, "protocol.num_intervals=3", name="every")
     assert observed == [72.0, 96.0, 120.0]  # the end of each 24 h training window after 48 h of pretraining
