@@ -162,6 +162,24 @@ def test_failed_running_pruned_missing_and_never_started_runs_are_listed(tmp_pat
     assert report_main([str(sweep), "--over", "seed"]) == 0  # a report is still written
 
 
+def test_a_job_that_never_started_is_counted_in_its_row(tmp_path: Path) -> None:
+    # A multirun stopped part-way (killed at a deadline): its remaining jobs have only their overrides.
+    for number, (model, seed) in enumerate([("a", 0), ("a", 1), ("b", 0)]):
+        overrides = [f"model={model}", f"seed={seed}"]
+        make_run(
+            tmp_path / str(number),
+            metrics={"test/auc": 0.5},
+            config={"seed": seed},
+            choices={"model": model},
+            overrides=overrides,
+        )
+    planned = {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"},
+                         "overrides": {"task": ["model=a,b", "seed=0,1"]}}}  # fmt: skip
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(planned))
+    rows = build_report(tmp_path, Layout(**LAYOUT), plots=[]).report.results.rows
+    assert [(r[0], r[1], r[-1]) for r in rows] == [("a", "2", "ours"), ("b", "1", "ours (1 not completed)")]
+
+
 def test_pivot_spreads_metric_names_over_rows(tmp_path: Path) -> None:
     for seed in (0, 1):
         metrics = {
@@ -205,6 +223,43 @@ def test_published_anchor_rows_are_converted_and_marked(tmp_path: Path) -> None:
     assert "| a | 3 | 0-2 | 60.00 ± 10.00 |" in files.markdown.read_text()  # ours in % too
     assert "| *SDGAE-F* | *10 splits* |" in files.markdown.read_text()
     assert 'class="published"' in files.html.read_text()
+
+
+def test_percent_scales_only_fractions_not_counts_or_degree_thresholds(tmp_path: Path) -> None:
+    # The graph recommendation metrics as the link-prediction module writes them: shares, a query count,
+    # and the degree edges of the buckets (out-degree <= 2 is "low"). --percent must show 30 and 2, not 200.
+    for split, hits in enumerate([0.3, 0.5]):
+        metrics = {
+            "test/rec_hits@10": hits,
+            "test/rec_queries": 828.0,
+            "test/rec_bucket_edge_low_mid": 2.0,
+            "test/rec_bucket_edge_mid_high": 1.0 + 3.0 * split,  # 1 on one split: inside [0, 1] alone
+        }
+        make_run(tmp_path / str(split), metrics=metrics, config={"seed": split}, choices={"model": "gcn"})
+    keys = [
+        "test/rec_hits@10",
+        "test/rec_queries",
+        "test/rec_bucket_edge_low_mid",
+        "test/rec_bucket_edge_mid_high",
+    ]
+    assert report_main([str(tmp_path), "--by", "model", "--percent", "--no-wandb", "--metrics", *keys]) == 0
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "| gcn | 2 | 0, 1 | 40.00 ± 14.14 | 828.00 ± 0.00 | 2.00 ± 0.00 | 2.50 ± 2.12 | ours |" in markdown
+    assert "Not fractions, shown as recorded: test/rec_queries, test/rec_bucket_edge_low_mid" in markdown
+
+    # A threshold whose every value lies in [0, 1] cannot be told apart by value: a table declares it.
+    make_run(tmp_path / "sparse", metrics={"test/edge": 1.0, "test/auc": 0.9}, choices={"model": "mlp"})
+    definition = tmp_path / "def.yaml"
+    definition.write_text(
+        "name: t\nsweeps: [{name: s, overrides: [seed=0]}]\nby: [model]\ndisplay: percent\n"
+        "metrics: [{key: test/edge, unit: value}, {key: test/auc, unit: fraction}]\n"
+    )
+    layout = TableDefinition.load(definition).layout
+    rows = build_report(tmp_path / "sparse", layout, plots=[]).report.results.rows
+    assert rows[0][3:5] == ["1.00", "90.00"]
+    definition.write_text(definition.read_text().replace("unit: value", "unit: percent"))
+    with pytest.raises(ValueError, match=r"test/edge.*unit.*'fraction', 'value'.*'percent'"):
+        TableDefinition.load(definition)
 
 
 def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:

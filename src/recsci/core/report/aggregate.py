@@ -17,19 +17,32 @@ from typing import Any
 
 from recsci.core.report.runs import RunRecord, value_of
 
+UNITS = ("fraction", "value")
+
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A column: the metric key (or the ``{metric}`` value of a pivot) and its header."""
+    """A column: the metric key (or the ``{metric}`` value of a pivot), its header and its unit.
+
+    ``unit``: ``"fraction"`` (a share or rate: a percent display scales it), ``"value"`` (a count, a
+    threshold, a loss: always shown as recorded) or None (inferred from the values, see
+    :func:`display_scales`).
+    """
 
     key: str
     label: str
+    unit: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit is not None and self.unit not in UNITS:
+            raise ValueError(f"metric {self.key!r}: unit must be one of {UNITS} or absent, got {self.unit!r}")
 
     @classmethod
     def parse(cls, spec: str | dict[str, Any]) -> MetricSpec:
         if isinstance(spec, str):
             return cls(spec, spec)
-        return cls(str(spec["key"]), str(spec.get("label", spec["key"])))
+        unit = spec.get("unit")
+        return cls(str(spec["key"]), str(spec.get("label", spec["key"])), None if unit is None else str(unit))
 
 
 @dataclass(frozen=True)
@@ -188,19 +201,63 @@ class Layout:
     over: list[str]
     metrics: list[MetricSpec]
     pivot: Pivot | None = None
-    scale: float = 1.0  # display scale: 100 shows fractions as percentages
+    scale: float = 1.0  # display scale of fractions: 100 shows them as percentages (see display_scales)
     digits: int = 4
     order: dict[str, list[str]] = field(default_factory=dict)  # preferred order of values, per key
 
 
-def results_table(groups: Sequence[Group], layout: Layout) -> TableModel:
-    """One row per group (per group and pivot row key with a pivot): count, what was aggregated, metrics."""
+def column_values(groups: Sequence[Group], layout: Layout) -> dict[str, list[float]]:
+    """Every value each metric column aggregates, over the completed runs of all groups."""
+    values: dict[str, list[float]] = {m.key: [] for m in layout.metrics}
+    for group in groups:
+        if layout.pivot is None:
+            for key in values:
+                values[key] += group.values(key)
+            continue
+        for run in group.completed:
+            for (_, column), value in layout.pivot.split(run.metrics).items():
+                if column in values:
+                    values[column].append(value)
+    return values
+
+
+def display_scales(
+    layout: Layout, values: dict[str, Sequence[float]], published: Sequence[dict[str, float]] = ()
+) -> dict[str, float]:
+    """The scale each metric column is shown at: ``layout.scale`` for fractions, 1 for anything else.
+
+    A percent display means "fractions as percentages"; a count (``rec_queries``: 828) or a threshold (a
+    query-degree bucket edge: 2) times 100 would read as 82800 % or 200 %. A column declares its unit
+    (:class:`MetricSpec`), or is a fraction when every finite value it shows, ours and published, lies in
+    [0, 1]: one value outside proves the metric is not a share. The values cannot tell a threshold that
+    happens to lie in [0, 1] (a degree edge of 1 on every split) from a share: declare it ``unit: value``.
+    """
+    scales = {}
+    for metric in layout.metrics:
+        shown = [*values.get(metric.key, []), *(row[metric.key] for row in published if metric.key in row)]
+        fraction = (
+            metric.unit == "fraction"
+            if metric.unit is not None
+            else all(0.0 <= v <= 1.0 for v in shown if math.isfinite(v))
+        )
+        scales[metric.key] = layout.scale if fraction else 1.0
+    return scales
+
+
+def results_table(
+    groups: Sequence[Group], layout: Layout, scales: dict[str, float] | None = None
+) -> TableModel:
+    """One row per group (per group and pivot row key with a pivot): count, what was aggregated, metrics.
+
+    ``scales``: per metric (:func:`display_scales`; by default from these groups' values alone).
+    """
+    scales = display_scales(layout, column_values(groups, layout)) if scales is None else scales
     pivot_cols = list(layout.pivot.rows) if layout.pivot else []
     over_label = ", ".join(layout.over) or "runs"
     header = [*layout.by, *pivot_cols, "n", over_label, *[m.label for m in layout.metrics], "source"]
     table = TableModel(header)
     for group in groups:
-        for pivot_key, cells in _group_rows(group, layout):  # one row, or one per pivot row key
+        for pivot_key, cells in _group_rows(group, layout, scales):  # one row, or one per pivot row key
             n = len(group.completed)
             overs = compact_values(group.over_values(layout.over))
             missing = len(group.not_completed)
@@ -209,21 +266,27 @@ def results_table(groups: Sequence[Group], layout: Layout) -> TableModel:
     return table
 
 
-def _group_rows(group: Group, layout: Layout) -> list[tuple[tuple[str, ...], list[str]]]:
+def _group_rows(
+    group: Group, layout: Layout, scales: dict[str, float]
+) -> list[tuple[tuple[str, ...], list[str]]]:
     if layout.pivot is None:
-        return [((), [_cell(group.stat(m.key), layout) for m in layout.metrics])]
+        return [((), [_cell(group.stat(m.key), scales[m.key], layout.digits) for m in layout.metrics])]
     collected: dict[tuple[str, ...], dict[str, list[float]]] = {}
     for run in group.completed:
         for (row, column), value in layout.pivot.split(run.metrics).items():
             collected.setdefault(row, {}).setdefault(column, []).append(value)
     rows = []
     for row in sorted(collected, key=lambda r: _order_key(r, layout.pivot.rows, layout.order)):
-        rows.append((row, [_cell(Stat.of(collected[row].get(m.key, [])), layout) for m in layout.metrics]))
+        cells = [
+            _cell(Stat.of(collected[row].get(m.key, [])), scales[m.key], layout.digits)
+            for m in layout.metrics
+        ]
+        rows.append((row, cells))
     return rows
 
 
-def _cell(stat: Stat | None, layout: Layout) -> str:
-    return "-" if stat is None else stat.format(layout.scale, layout.digits)
+def _cell(stat: Stat | None, scale: float, digits: int) -> str:
+    return "-" if stat is None else stat.format(scale, digits)
 
 
 def compact_values(values: Sequence[str]) -> str:

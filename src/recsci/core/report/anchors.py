@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from recsci.core.report.aggregate import Layout, Stat, TableModel
+from recsci.core.report.aggregate import Layout, Stat, TableModel, display_scales
 
 _UNITS = {"percent": 0.01, "fraction": 1.0}
 
@@ -55,13 +55,21 @@ class Anchors:
         return cls(source=str(raw.get("source", path.name)), rows=rows)
 
 
-def add_anchor_rows(table: TableModel, anchors: Anchors, layout: Layout) -> None:
-    """Append one "published" row per anchor: its label in the first key column, its metrics aligned."""
+def add_anchor_rows(
+    table: TableModel, anchors: Anchors, layout: Layout, scales: dict[str, float] | None = None
+) -> None:
+    """Append one "published" row per anchor: its label in the first key column, its metrics aligned.
+
+    ``scales``: per metric, the same as our rows' (:func:`~recsci.core.report.aggregate.display_scales`;
+    by default from the published values alone).
+    """
+    if scales is None:
+        scales = display_scales(layout, {}, [anchor.metrics for anchor in anchors.rows])
     n_keys = len(layout.by) + (len(layout.pivot.rows) if layout.pivot else 0)
     for anchor in anchors.rows:
         keys = [anchor.label, *["" for _ in range(max(n_keys - 1, 0))]] if n_keys else []
         cells = [
-            Stat(anchor.metrics[m.key], None, 1).format(layout.scale, layout.digits)
+            Stat(anchor.metrics[m.key], None, 1).format(scales[m.key], layout.digits)
             if m.key in anchor.metrics
             else ""
             for m in layout.metrics

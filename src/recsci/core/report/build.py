@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recsci.core.report.aggregate import Layout, TableModel, default_metrics, group_runs, results_table
+from recsci.core.report.aggregate import (
+    Layout,
+    TableModel,
+    column_values,
+    default_metrics,
+    display_scales,
+    group_runs,
+    results_table,
+)
 from recsci.core.report.anchors import Anchors, add_anchor_rows
 from recsci.core.report.plots import ReportData, render_plots
 from recsci.core.report.render import Report, to_html, to_markdown
@@ -53,9 +61,12 @@ def build_report(
         layout.metrics = default_metrics(runs)
     groups = group_runs(runs, layout.by, layout.order)
     data = ReportData(root=root, runs=runs, groups=groups, layout=layout)
-    results = results_table(groups, layout)
+    # One scale per column for our rows and the published ones: a column is a fraction or it is not.
+    published = [anchor.metrics for anchor in anchors.rows] if anchors is not None else []
+    scales = display_scales(layout, column_values(groups, layout), published)
+    results = results_table(groups, layout, scales)
     if anchors is not None:
-        add_anchor_rows(results, anchors, layout)
+        add_anchor_rows(results, anchors, layout, scales)
     outcome = render_plots(plots, data, out_dir / "plots")
     report = Report(
         title=title or f"Report: {root.name}",
@@ -67,7 +78,7 @@ def build_report(
         plots=outcome.saved,
         skipped_plots=outcome.skipped,
         facts=[*facts, *_facts(runs, layout, anchors)],
-        notes=_notes(layout, anchors),
+        notes=_notes(layout, anchors, scales),
     )
     markdown, html_path = out_dir / "report.md", out_dir / "report.html"
     markdown.write_text(to_markdown(report, out_dir))
@@ -143,10 +154,16 @@ def _facts(runs: Sequence[RunRecord], layout: Layout, anchors: Anchors | None) -
     return facts
 
 
-def _notes(layout: Layout, anchors: Anchors | None) -> list[str]:
+def _notes(layout: Layout, anchors: Anchors | None, scales: dict[str, float]) -> list[str]:
     notes = ["Cells are mean ± sample standard deviation over the completed runs of each row (n)."]
     if layout.scale == 100:
         notes.append("Values are percentages (our fractions x 100).")
+    unscaled = [m.label for m in layout.metrics if scales.get(m.key) != layout.scale]
+    if unscaled:
+        notes.append(
+            f"Not fractions, shown as recorded: {', '.join(unscaled)} "
+            "(values outside [0, 1], or declared `unit: value`)."
+        )
     if anchors is not None:
         notes.append(
             "Italic rows marked 'published' are numbers from the paper, not runs of ours "

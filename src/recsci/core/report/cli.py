@@ -51,7 +51,12 @@ def report_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", action="append", help="plot function (name or dotted path); repeatable")
     parser.add_argument("--out", type=Path, help="output dir (default: <dir>/report)")
     parser.add_argument("--title")
-    parser.add_argument("--percent", action="store_true", help="show fractions as percentages")
+    parser.add_argument(
+        "--percent",
+        action="store_true",
+        help="show fractions as percentages (metrics with a value outside [0, 1], e.g. counts and "
+        "thresholds, are shown as recorded)",
+    )
     wandb = parser.add_mutually_exclusive_group()
     wandb.add_argument("--wandb", action="store_true", default=None, help="log plots and tables to W&B")
     wandb.add_argument("--no-wandb", dest="wandb", action="store_false", help="never log to W&B")

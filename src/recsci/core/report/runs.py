@@ -197,6 +197,8 @@ def value_of(run: RunRecord, key: str) -> str:
     gives the option the run chose (``model`` -> ``blade``); ``model`` without Hydra's record falls back to
     the encoder's or the module's class name; anything else is a dotted key of the resolved config
     (``data.split_source.split_index``, ``model.lr``, ``seed``). Lists (``tags``) are joined with commas.
+    A run with none of these records (a planned job that never started) falls back to its own override
+    of the key, so it is counted in its row as not completed.
     """
     if key in run.choices and run.choices[key] is not None:
         return str(run.choices[key])
@@ -208,6 +210,8 @@ def value_of(run: RunRecord, key: str) -> str:
         value = _class_name(value.get("_target_")) or "{...}"  # a config node: name it by its class
     if value is None and key == "seed":
         value = run.seed
+    if value is None:
+        value = dict(_split_override(o) for o in run.overrides).get(key)
     if value is None:
         return "-"
     if isinstance(value, list):

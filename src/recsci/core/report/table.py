@@ -13,8 +13,9 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
     by: [model]                            # row keys (config keys or group names, see runs.value_of)
     over: [data.split_source.split_index]  # aggregated over (shown as a column)
     order: {model: [blade, digae]}         # optional row order
-    metrics: [{key: test/auc, label: AUC}, test/mrr]
-    display: percent                       # percent | fraction (default)
+    metrics: [{key: test/auc, label: AUC}, test/mrr, {key: test/rec_queries, unit: value}]
+    display: percent                       # percent | fraction (default): percent scales fractions only
+                                           # (unit: fraction | value per metric; default: values in [0, 1])
     digits: 2
     pivot: {pattern: "test/{rule}/{metric}@p{bound}", rows: [bound, rule]}   # optional
     anchors: anchors/dirlinkbench_cora_ml.yaml
@@ -74,10 +75,14 @@ class TableDefinition:
         if display not in ("fraction", "percent"):
             raise ValueError(f"{path}: display must be 'fraction' or 'percent', got {display!r}")
         pivot = raw.get("pivot")
+        try:
+            metrics = [MetricSpec.parse(m) for m in raw.get("metrics") or []]
+        except ValueError as err:
+            raise ValueError(f"{path}: metrics: {err}") from None
         layout = Layout(
             by=[str(k) for k in raw["by"]],
             over=[str(k) for k in raw.get("over", ["seed"])],
-            metrics=[MetricSpec.parse(m) for m in raw.get("metrics") or []],
+            metrics=metrics,
             pivot=Pivot(str(pivot["pattern"]), tuple(pivot.get("rows", []))) if pivot else None,
             scale=100.0 if display == "percent" else 1.0,
             digits=int(raw.get("digits", 2 if display == "percent" else 4)),
