@@ -1,7 +1,8 @@
 """Fast validation-only loop for BLADE and baselines on one Cora-ML DirLinkBench split (no Lightning).
 
 Used to diagnose why BLADE ranked existence near popularity (experiments/blade/README.md, "Diagnosis").
-Trains with the datamodule's own batches (full batch or a sampler) and the module's loss, evaluates
+Trains with the datamodule's own batches (full batch or a `conf/sampler` sampler) and the module's loss
+(`recsci.graph.module.link_loss`), evaluates
 validation existence and direction metrics every ``--every`` epochs, and prints the epoch with the best
 validation MRR, the epoch with the best validation Hits@100, and the last epoch. Never touches test.
 
@@ -15,10 +16,13 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import torch
-from torch.nn.functional import binary_cross_entropy_with_logits
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from recsci.cli import config_dir
 from recsci.graph.baselines import FeatureMLP
 from recsci.graph.datamodule import LinkPredictionDataModule
 from recsci.graph.datasets import DirLinkBenchGraph
@@ -26,19 +30,16 @@ from recsci.graph.directed import BLADE, DiGAE
 from recsci.graph.edge_set import EdgeSet
 from recsci.graph.evaluate import direction_metrics, existence_metrics
 from recsci.graph.models import NodeEmbeddings
-from recsci.graph.sampling import DegreePowerFanout, NeighborSampler, UniformFanout, WalkFill
+from recsci.graph.module import link_loss
+from recsci.graph.sampling import NeighborSampler
 from recsci.graph.splits import DirLinkBenchSplit
 
 
 def make_sampler(name: str) -> NeighborSampler | None:
-    # The same settings as conf/sampler/adaptive.yaml and conf/sampler/uniform.yaml.
-    if name == "adaptive":
-        schedule = DegreePowerFanout(c=20.0, gamma=-0.5, k_min=3, k_max=25, hop_decay=0.5, degree="sampled")
-        walk_fill = WalkFill(walk_length=3, walks_per_slot=4)
-        return NeighborSampler(schedule, num_hops=2, direction="both", replace=False, walk_fill=walk_fill)
-    if name == "uniform":
-        return NeighborSampler(UniformFanout(fanouts=[10, 5]), num_hops=2, direction="both", replace=False)
-    return None
+    """The project's own ``sampler=<name>`` config (conf/sampler/<name>.yaml); ``none``: full batch."""
+    if name == "none":
+        return None
+    return instantiate(OmegaConf.load(Path(config_dir()) / "sampler" / f"{name}.yaml"))
 
 
 def make_encoder(args: argparse.Namespace, in_channels: int) -> torch.nn.Module:
@@ -104,14 +105,14 @@ def main() -> None:
                 edge_weight = edge_weight[keep] if edge_weight is not None else None
             inputs = (batch.x, edge_index) + ((edge_weight,) if edge_weight is not None else ())
             embeddings = encoder(*inputs)
-            pos, neg = score(embeddings, batch.pos), score(embeddings, batch.neg)
-            loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
-            loss = loss + binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
-            if args.reverse_weight > 0 and batch.reverse.numel():
-                reverse = score(embeddings, batch.reverse)
-                loss = loss + args.reverse_weight * binary_cross_entropy_with_logits(
-                    reverse, torch.zeros_like(reverse)
-                )
+            reverse = (
+                score(embeddings, batch.reverse)
+                if args.reverse_weight > 0 and batch.reverse.numel()
+                else None
+            )
+            loss = link_loss(
+                score(embeddings, batch.pos), score(embeddings, batch.neg), reverse, args.reverse_weight
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -18,6 +18,16 @@ from recsci.graph.models import DotProductDecoder, NodeEmbeddings
 EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of node features>
 
 
+def link_loss(pos: Tensor, neg: Tensor, reverse: Tensor | None = None, reverse_weight: float = 0.0) -> Tensor:
+    """Cross-entropy of positive and negative pair logits, plus ``reverse_weight`` times that of the
+    reversed one-directional positives as hard negatives (``reverse`` None: no reverse term)."""
+    loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+    loss = loss + binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+    if reverse is not None:
+        loss = loss + reverse_weight * binary_cross_entropy_with_logits(reverse, torch.zeros_like(reverse))
+    return loss
+
+
 class LinkPredictionModule(pl.LightningModule):
     """Trains ``decoder(encoder(x, graph))`` to score observed edges above negatives.
 
@@ -85,15 +95,11 @@ class LinkPredictionModule(pl.LightningModule):
         if not self.trainable:
             return None  # non-learned baselines: nothing to fit
         embeddings = self(batch.x, batch.edge_index, batch.node_ids, batch.edge_weight)
-        pos, neg = self.score(embeddings, batch.pos), self.score(embeddings, batch.neg)
-        loss = binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + binary_cross_entropy_with_logits(
-            neg, torch.zeros_like(neg)
+        weight = self.hparams.reverse_negative_weight
+        reverse = self.score(embeddings, batch.reverse) if weight > 0 and batch.reverse.numel() else None
+        loss = link_loss(
+            self.score(embeddings, batch.pos), self.score(embeddings, batch.neg), reverse, weight
         )
-        if self.hparams.reverse_negative_weight > 0 and batch.reverse.numel():
-            reverse = self.score(embeddings, batch.reverse)
-            loss = loss + self.hparams.reverse_negative_weight * binary_cross_entropy_with_logits(
-                reverse, torch.zeros_like(reverse)
-            )
         self.log("train/loss", loss, prog_bar=True, batch_size=batch.pos.size(1))
         return loss
 
