@@ -21,12 +21,13 @@ def average_ranks(values: Tensor) -> Tensor:
     new_run = torch.ones_like(sorted_values, dtype=torch.bool)
     new_run[1:] = sorted_values[1:] != sorted_values[:-1]
     run_id = torch.cumsum(new_run.long(), 0) - 1
-    positions = torch.arange(1, values.numel() + 1, dtype=torch.float64)
-    run_sum = torch.zeros(int(run_id[-1]) + 1 if values.numel() else 0, dtype=torch.float64)
+    device = values.device  # metrics are computed where the scores are (a GPU during training there)
+    positions = torch.arange(1, values.numel() + 1, dtype=torch.float64, device=device)
+    run_sum = torch.zeros(int(run_id[-1]) + 1 if values.numel() else 0, dtype=torch.float64, device=device)
     run_count = torch.zeros_like(run_sum)
     run_sum.index_add_(0, run_id, positions)
     run_count.index_add_(0, run_id, torch.ones_like(positions))
-    ranks = torch.empty(values.numel(), dtype=torch.float64)
+    ranks = torch.empty(values.numel(), dtype=torch.float64, device=device)
     ranks[order] = (run_sum / run_count)[run_id]
     return ranks
 
@@ -44,7 +45,13 @@ def roc_auc(pos_scores: Tensor, neg_scores: Tensor) -> float:
 def average_precision(pos_scores: Tensor, neg_scores: Tensor) -> float:
     """Average precision (area under the precision-recall curve, step-wise), ties grouped as one threshold."""
     scores = torch.cat([pos_scores.flatten(), neg_scores.flatten()]).double()
-    labels = torch.cat([torch.ones(pos_scores.numel()), torch.zeros(neg_scores.numel())]).double()
+    device = scores.device
+    labels = torch.cat(
+        [
+            torch.ones(pos_scores.numel(), dtype=torch.float64, device=device),
+            torch.zeros(neg_scores.numel(), dtype=torch.float64, device=device),
+        ]
+    )
     n_pos = pos_scores.numel()
     if n_pos == 0:
         return float("nan")
@@ -55,9 +62,9 @@ def average_precision(pos_scores: Tensor, neg_scores: Tensor) -> float:
     last_of_run = torch.ones_like(scores, dtype=torch.bool)
     last_of_run[:-1] = scores[:-1] != scores[1:]
     tp = true_pos[last_of_run]
-    predicted = torch.arange(1, scores.numel() + 1, dtype=torch.float64)[last_of_run]
+    predicted = torch.arange(1, scores.numel() + 1, dtype=torch.float64, device=device)[last_of_run]
     precision = tp / predicted
-    recall_step = torch.diff(tp, prepend=torch.zeros(1, dtype=torch.float64)) / n_pos
+    recall_step = torch.diff(tp, prepend=torch.zeros(1, dtype=torch.float64, device=device)) / n_pos
     return float((precision * recall_step).sum())
 
 

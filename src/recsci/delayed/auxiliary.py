@@ -151,6 +151,13 @@ class AuxiliaryModel(pl.LightningModule):
         if self._optimizer is None:
             fused = torch.__version__ >= "2.4"
             self._optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, fused=fused)
+        # The moments follow the parameters: the first fit may have run on a GPU (Lightning moves the
+        # model back to the CPU after it, but leaves a fused Adam's `step` counters behind on the GPU).
+        device = next(self.net.parameters()).device
+        for state in self._optimizer.state.values():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and value.device != device:
+                    state[key] = value.to(device)
         return self._optimizer
 
     def update(

@@ -48,17 +48,20 @@ def served_logits(learner: DelayedFeedbackModule) -> Callable[[torch.Tensor], to
 
     def logits(x: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
         model, was_training = learner.model, learner.model.training
+        # The caller may sit on another device (an auxiliary model's fit on a GPU asks for offsets):
+        # compute where the model is, answer where the features are.
+        device = next(model.parameters()).device
         model.eval()
         with torch.no_grad():
             p = torch.cat(
                 [
-                    learner.method.probability(model(x[i : i + batch_size]))
+                    learner.method.probability(model(x[i : i + batch_size].to(device)))
                     for i in range(0, x.size(0), batch_size)
                 ]
-                or [torch.zeros(0)]
+                or [torch.zeros(0, device=device)]
             )
         model.train(was_training)
-        return torch.logit(p.clamp(EPS, 1.0 - EPS))
+        return torch.logit(p.clamp(EPS, 1.0 - EPS)).to(x.device)
 
     return logits
 

@@ -305,7 +305,7 @@ def dot_product_rows(source: Tensor, target: Tensor | None = None) -> RowScoreFn
     """Fast path for :func:`recommendation_metrics`: scores ``source[q] . target[v]`` for all v at once
     (``target`` defaults to ``source``, i.e. a symmetric dot-product decoder)."""
     target = source if target is None else target
-    return lambda rows: source[rows] @ target.t()
+    return lambda rows: source[rows.to(source.device)] @ target.t()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,23 +333,24 @@ def directed_link_metrics(
     ``recommendation``, the all-node recommendation protocol over ``edges.pos``, as one flat dict:
     ``hits@20 .. mrr auc ap acc direction_auc direction_acc rec_hits@10 rec_mrr rec_hits@10_low ...``."""
     with torch.no_grad():
-        pos = score(edges.pos[0], edges.pos[1]).detach()
-        neg = score(edges.neg[0], edges.neg[1]).detach()
-        reverse = score(edges.reverse[0], edges.reverse[1]).detach()
+        # Scores are computed where the model is; the bookkeeping (ranks, buckets) runs on the CPU.
+        pos = score(edges.pos[0], edges.pos[1]).detach().cpu()
+        neg = score(edges.neg[0], edges.neg[1]).detach().cpu()
+        reverse = score(edges.reverse[0], edges.reverse[1]).detach().cpu()
     metrics = existence_metrics(pos, neg, hits_ks, acc_threshold)
-    metrics.update(direction_metrics(pos[edges.one_way], reverse))
+    metrics.update(direction_metrics(pos[edges.one_way.cpu()], reverse))
     if recommendation:
         metrics.update(
             recommendation_metrics(
-                edges.pos,
-                train_edges,
+                edges.pos.cpu(),
+                train_edges.cpu(),
                 num_nodes,
                 score,
                 score_rows=score_rows,
                 ks=rec_ks,
                 bucket_by=bucket_by,
                 bucket_edges=bucket_edges,
-                exclude_edges=exclude_edges,
+                exclude_edges=None if exclude_edges is None else exclude_edges.cpu(),
                 max_chunk_scores=max_chunk_scores,
             )
         )

@@ -112,8 +112,9 @@ class LinkPredictionModule(pl.LightningModule):
     def _evaluate(self, batch: EvalBatch, split: str) -> None:
         embeddings = self(batch.x, batch.edge_index, batch.node_ids)
         mode = self.hparams.recommendation_eval
+        device = embeddings.source.device  # the evaluation protocol hands over node ids on the CPU
         metrics = directed_link_metrics(
-            lambda src, dst: self.decoder(embeddings, src, dst),
+            lambda src, dst: self.decoder(embeddings, src.to(device), dst.to(device)),
             batch.edges,
             batch.edge_index,
             batch.node_ids.numel(),

@@ -1,0 +1,102 @@
+"""The same runs on a CUDA device: every model of the three problems trains and evaluates on `trainer=gpu`,
+with metrics close to the CPU run of the same seed, and the sampler draws on device tensors.
+
+Skipped where no GPU is visible (CI and the development boxes are CPU-only); run them with
+``pytest -m gpu`` on a machine with one. Tolerances are loose on purpose: GPU kernels (scatter, cuBLAS)
+round differently from the CPU ones, so metrics drift a little, but a device mix-up (a tensor left on the
+CPU, a model evaluated before it moved) fails outright or moves metrics by far more.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from recsci.core.run import run
+from recsci.graph.sampling import DegreePowerFanout, DirectedCSR, NeighborSampler, UniformFanout
+from tests.conftest import CONFIG_DIR, FAST, compose_config
+from tests.delayed.test_runs import SMALL as DELAYED_CPU_SMALL
+from tests.uncertainty.test_end_to_end import FAST as UNCERTAINTY_FAST
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none visible here)"),
+]
+
+GRAPH_EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment" / "graph").glob("synthetic_*.yaml"))
+DELAYED_METHODS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("delayed_*.yaml"))
+UNCERTAINTY_MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("uncertainty_*.yaml"))
+
+# The short runs of the CPU end-to-end tests, without loggers (they would only slow the comparison).
+DELAYED_SMALL = [*DELAYED_CPU_SMALL, "protocol.references=[pretrained]"]
+UNCERTAINTY_SMALL = [*UNCERTAINTY_FAST, "logger=none", "trainer.enable_progress_bar=false"]
+
+
+def run_on(tmp_path: Path, device: str, overrides: list[str]) -> dict:
+    """Run once with ``trainer=gpu`` (device "gpu") or the default CPU trainer; returns metrics.json."""
+    extra = ["trainer=gpu"] if device == "gpu" else []
+    run(compose_config([*overrides, *extra], output_dir=tmp_path / device))
+    results = json.loads((tmp_path / device / "metrics.json").read_text())
+    assert results["status"] == "completed", results
+    return results["metrics"]
+
+
+def assert_close(gpu: dict, cpu: dict, keys: list[str], tol: float) -> None:
+    for key in keys:
+        assert key in gpu, f"{key} missing from the GPU run"
+        assert abs(gpu[key] - cpu[key]) <= tol, f"{key}: GPU {gpu[key]:.4f} vs CPU {cpu[key]:.4f}"
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_sampler_draws_on_device_tensors(replace: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    num_nodes = 2000
+    src = torch.multinomial(torch.rand(num_nodes, generator=g).pow(-1.2), 30_000, True, generator=g)
+    dst = torch.multinomial(torch.rand(num_nodes, generator=g).pow(-1.2), 30_000, True, generator=g)
+    edge_index = torch.stack([src, dst]).cuda()
+    csr = DirectedCSR.from_edge_index(edge_index, num_nodes)
+    assert csr.device.type == "cuda"
+    schedule = DegreePowerFanout(c=12, gamma=-0.5, k_min=2, k_max=9)
+    seeds = torch.randperm(num_nodes, generator=g)[:500].cuda()
+    cuda_gen = torch.Generator(device="cuda").manual_seed(1)
+    sub = NeighborSampler(schedule, 1, "in", replace).sample(csr, seeds, cuda_gen)
+    assert sub.edge_index.is_cuda and sub.nodes.is_cuda
+    # Every sampled edge is the original edge its id names, and each seed gets its exact fan-out.
+    assert torch.equal(sub.nodes[sub.edge_index], edge_index[:, sub.edge_ids])
+    deg = csr.in_degree[seeds]
+    k = schedule(0, deg)
+    counts = torch.bincount(sub.edge_index[1], minlength=seeds.numel())[: seeds.numel()]
+    expected = torch.minimum(k, deg) if not replace else torch.where(deg > 0, k, 0)
+    assert torch.equal(counts, expected)
+    if not replace:
+        assert sub.edge_ids.unique().numel() == sub.num_edges
+    # Two hops, both directions, reproducible from the device generator.
+    two_hop = NeighborSampler(UniformFanout([5, 3]), 2, "both", replace)
+    a = two_hop.sample(csr, seeds, torch.Generator(device="cuda").manual_seed(7))
+    b = two_hop.sample(csr, seeds, torch.Generator(device="cuda").manual_seed(7))
+    assert torch.equal(a.edge_ids, b.edge_ids) and torch.equal(a.edge_index, b.edge_index)
+
+
+@pytest.mark.parametrize("experiment", GRAPH_EXPERIMENTS)
+def test_graph_models_train_on_gpu_like_on_cpu(experiment: str, tmp_path: Path) -> None:
+    overrides = [*FAST, f"experiment=graph/{experiment}", "logger=none"]
+    gpu, cpu = run_on(tmp_path, "gpu", overrides), run_on(tmp_path, "cpu", overrides)
+    assert_close(gpu, cpu, ["val/auc", "test/auc", "test/direction_auc", "test/ap"], tol=0.03)
+
+
+@pytest.mark.parametrize("model", UNCERTAINTY_MODELS)
+def test_uncertainty_estimators_train_on_gpu_like_on_cpu(model: str, tmp_path: Path) -> None:
+    extra = {"uncertainty_mc_dropout": ["model.mc_samples=5"], "uncertainty_ensemble": ["model.n_members=2"]}
+    overrides = [*UNCERTAINTY_SMALL, f"model={model}", *extra.get(model, [])]
+    gpu, cpu = run_on(tmp_path, "gpu", overrides), run_on(tmp_path, "cpu", overrides)
+    assert_close(gpu, cpu, ["test/auc"], tol=0.03)
+
+
+@pytest.mark.parametrize("model", DELAYED_METHODS)
+def test_delayed_methods_stream_on_gpu_like_on_cpu(model: str, tmp_path: Path) -> None:
+    overrides = [*DELAYED_SMALL, f"model={model}"]
+    gpu, cpu = run_on(tmp_path, "gpu", overrides), run_on(tmp_path, "cpu", overrides)
+    assert_close(gpu, cpu, ["val/auc", "test/auc", "test/nll"], tol=0.02)
