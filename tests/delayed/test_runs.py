@@ -101,6 +101,35 @@ def test_batch_protocol(tmp_path: Path) -> None:
     assert 0.5 < results["metrics"]["test/auc"] <= 1.0 and results["metrics"]["test/clicks"] > 0
 
 
+def test_shipped_batch_experiment_fits_its_simulated_log(tmp_path: Path) -> None:
+    # experiment=delayed/sim_batch tests on days 9-10 of a 10-day log: its last click falls just short of
+    # 240 h, and the window must still count as inside the log.
+    run(
+        compose_config(
+            [
+                "experiment=delayed/sim_batch",
+                "data.source.num_clicks=6000",
+                "protocol.epochs=1",
+                "protocol.pretrain_epochs=1",
+                "protocol.references=[]",
+                "logger=none",
+                "trainer.enable_progress_bar=false",
+                "callbacks.model_summary=null",
+            ],
+            output_dir=tmp_path / "run",
+        )
+    )
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert results["status"] == "completed" and results["metrics"]["test/clicks"] > 0
+    with pytest.raises(ConfigError, match="protocol.test_hours"):
+        run(
+            compose_config(
+                ["experiment=delayed/sim_batch", "data.source.num_clicks=6000", "protocol.test_hours=49"],
+                output_dir=tmp_path / "too_long",
+            )
+        )
+
+
 def test_a_timeline_longer_than_the_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="streaming intervals"):
         run_small(tmp_path, "protocol.num_intervals=50")

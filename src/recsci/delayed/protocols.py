@@ -226,11 +226,14 @@ class BatchProtocol(DelayedProtocol):
     def steps(self, log: ClickLog) -> list[Step]:
         begin = self.start_hours + self.pretrain_hours
         end = self.cut_hours + self.val_hours + self.test_hours
-        if not begin < self.cut_hours or end > log.span_hours + 1e-9:
+        # Logs cover whole hours: a 10-day log whose last click is at 239.98 h still covers [0, 240).
+        covered = math.ceil(log.span_hours - 1e-9)
+        if not begin < self.cut_hours or end > covered:
             raise ConfigError(
                 f"protocol: pretraining ends at {begin} h, the cut is at {self.cut_hours} h and testing ends at "
-                f"{end} h, but {log.name} spans {log.span_hours:.1f} h: need pretraining end < cut and the test "
-                "window inside the log."
+                f"{end} h, but {log.name} covers {covered} h (last click at {log.span_hours:.2f} h): need "
+                "pretraining end < cut and the test window inside the log (protocol.cut_hours, "
+                "protocol.val_hours, protocol.test_hours)."
             )
         cut, val_end = self.cut_hours, self.cut_hours + self.val_hours
         return [Step((begin, cut), self.epochs, [(cut, val_end, "val"), (val_end, end, "test")])]
