@@ -152,33 +152,102 @@ def subset_counts(row: torch.Tensor, slot: torch.Tensor, deg: int) -> dict[int, 
     return counts
 
 
-def test_floyd_mixed_fanouts_uniform_over_subsets() -> None:
-    """Floyd's draw with different k in one call (segments with a small k idle in the first lanes):
-    every segment gets exactly k distinct slots of its own, each k-subset equally likely per k, and the
-    pick mask is left all False."""
-    deg, num_segments = 6, 12000
-    k = torch.tensor([1, 2, 4, 5]).repeat(num_segments // 4)
+def stamps_for(num_slots: int) -> _ops.SlotStamps:
+    return _ops.SlotStamps(num_slots, torch.device("cpu"))
+
+
+def test_draw_without_replacement_mixed_fanouts_uniform_over_subsets() -> None:
+    """Floyd's draw with different k in one call, k = 0 and k >= deg (take-all) included: every segment
+    gets exactly min(k, deg) distinct slots of its own, each subset of that size equally likely."""
+    deg, num_segments = 6, 14000
+    k = torch.tensor([1, 2, 4, 5, 0, 6, 9]).repeat(num_segments // 7)
     start = torch.arange(num_segments) * deg
-    picked = torch.zeros(num_segments * deg + 1, dtype=torch.bool)
-    row, slot = _ops.floyd_slots(start, torch.full((num_segments,), deg), k, gen(4), picked)
-    assert not bool(picked.any())
-    assert torch.equal(torch.bincount(row, minlength=num_segments), k)
+    stamps = stamps_for(num_segments * deg)
+    row, slot = _ops.sample_without_replacement(start, torch.full((num_segments,), deg), k, gen(4), stamps)
+    assert torch.equal(torch.bincount(row, minlength=num_segments), torch.clamp(k, max=deg))
     assert torch.equal(slot // deg, row)  # each slot inside its own segment
     for fanout, counts in subset_counts(row, slot, deg).items():
         assert len(counts) == math.comb(deg, fanout)
-        assert chi_square_uniform(np.array(list(counts.values()))) > P_REJECT
+        if fanout < deg:
+            assert chi_square_uniform(np.array(list(counts.values()))) > P_REJECT
 
 
-def test_floyd_is_reproducible_and_skips_zero_fanouts() -> None:
-    start, deg, k = torch.tensor([0, 10, 30]), torch.tensor([10, 20, 5]), torch.tensor([3, 0, 4])
-    picked = torch.zeros(36, dtype=torch.bool)
-    first = _ops.floyd_slots(start, deg, k, gen(9), picked)
-    again = _ops.floyd_slots(start, deg, k, gen(9), picked)
+def floyd_reference(deg: int, count: int, uniforms: list[float]) -> list[int]:
+    """Floyd's algorithm step by step (a Python set), fed the kernel's uniforms: the picks in step order."""
+    taken: set[int] = set()
+    picks = []
+    for m, u in enumerate(uniforms):
+        j = deg - count + m
+        t = int(u * (j + 1))
+        pick = j if t in taken else t
+        taken.add(pick)
+        picks.append(pick)
+    return picks
+
+
+@pytest.mark.parametrize("deg", [1, 2, 5, 6, 7, 9, 16, 33, 300])
+def test_draw_without_replacement_equals_stepwise_floyd(deg: int) -> None:
+    """The pointer-doubling resolution of "t taken before?" gives exactly the picks of the sequential
+    algorithm on the same uniforms, for every fan-out from 1 to above the degree. With k near deg most
+    draws land on an earlier step's j, so chains are long; the many small segments make chains of the
+    longest possible length occur, so one doubling round too few fails here."""
+    k = torch.arange(1, deg + 3).repeat(600 if deg <= 9 else 40)
+    num_segments = k.numel()
+    start = torch.arange(num_segments) * deg + 7  # segments need not start at slot 0
+    stamps = stamps_for(num_segments * deg + 7)
+    every_slot = torch.arange(num_segments * deg + 7)
+    for steps in (3, 300):  # stale uint8 and int32 stamps from earlier calls must not matter
+        stamps.repeats(every_slot, torch.zeros(every_slot.numel(), dtype=torch.int32), steps)
+    row, slot = _ops.sample_without_replacement(start, torch.full_like(k, deg), k, gen(5), stamps)
+    count = torch.clamp(k, max=deg)
+    # The kernel draws one float64 uniform per pick, segment by segment, step by step.
+    uniforms = torch.rand(int(count.sum()), generator=gen(5), dtype=torch.float64).tolist()
+    want, at = [], 0
+    for c in count.tolist():
+        want += floyd_reference(deg, c, uniforms[at : at + c])
+        at += c
+    assert torch.equal(row, torch.repeat_interleave(count))
+    assert (slot - start[row]).tolist() == want
+
+
+def test_draw_without_replacement_is_reproducible_and_skips_zero_fanouts() -> None:
+    start, deg, k = torch.tensor([0, 10, 30, 35]), torch.tensor([10, 20, 5, 0]), torch.tensor([3, 0, 4, 2])
+    stamps = stamps_for(36)
+    first = _ops.sample_without_replacement(start, deg, k, gen(9), stamps)
+    again = _ops.sample_without_replacement(start, deg, k, gen(9), stamps)
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
-    assert torch.equal(torch.bincount(first[0], minlength=3), k)
-    none = _ops.floyd_slots(start, deg, torch.zeros(3, dtype=torch.long), gen(9), picked)
+    assert torch.equal(torch.bincount(first[0], minlength=4), torch.tensor([3, 0, 4, 0]))
+    zero = torch.zeros(4, dtype=torch.long)
+    none = _ops.sample_without_replacement(start, deg, zero, gen(9), stamps)
     assert none[0].numel() == 0 and none[1].numel() == 0
-    assert not bool(picked.any())
+
+
+def test_take_all_returns_the_full_neighbourhood(graph) -> None:
+    """k >= deg: every slot of the node, each once (Floyd's draw with as many steps as slots)."""
+    _, csr = graph
+    adj = csr.side("in")
+    nodes = torch.arange(300)
+    start, deg = adj.ptr[nodes], adj.degree[nodes]
+    row, slot = _ops.sample_without_replacement(start, deg, deg + 2, gen(3), csr.borrow_slot_stamps())
+    assert torch.equal(torch.sort(slot).values, torch.arange(csr.num_edges))  # every slot, once
+    assert torch.equal(torch.searchsorted(adj.ptr[1:], slot, right=True), row)  # under its own node
+
+
+def test_slot_stamps_find_repeats_without_reset() -> None:
+    stamps = stamps_for(10)
+    # Two segments: slots 0..4 (steps 0..3) and 5..9 (steps 0..1).
+    slots, step = torch.tensor([3, 1, 3, 3, 9, 9]), torch.tensor([0, 1, 2, 3, 0, 1], dtype=torch.int32)
+    assert stamps.repeats(slots, step, 4).tolist() == [False, False, True, True, False, True]
+    # The next calls see only their own repeats, though the buffer holds the earlier stamps; the uint8
+    # codes run out after 255 // 4 calls, so the buffer gets refilled on the way.
+    for _ in range(100):
+        again = stamps.repeats(torch.tensor([1, 3, 4, 4]), torch.tensor([0, 1, 2, 3], dtype=torch.int32), 4)
+        assert again.tolist() == [False, False, False, True]
+    # Segments of more than 255 steps switch to int32 stamps.
+    wide = stamps_for(400)
+    slots = torch.cat([torch.arange(300), torch.tensor([7, 299])])
+    repeated = wide.repeats(slots, torch.arange(302, dtype=torch.int32), 302)
+    assert repeated.tolist() == [False] * 300 + [True, True]
 
 
 def test_replacement_keeps_duplicates_and_covers_low_degree() -> None:

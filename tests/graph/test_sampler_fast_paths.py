@@ -160,7 +160,6 @@ def test_scratch_buffers_are_restored(graph, direction: str) -> None:
     NeighborSampler(UniformFanout([9, 5]), 2, direction).sample(csr, torch.arange(0, 400, 3), gen())
     assert bool((csr.borrow_local_map() == -1).all())
     assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
-    assert not bool(csr.borrow_pick_mask().any())
 
 
 class _FailingSchedule(FanoutSchedule):
@@ -176,7 +175,6 @@ def test_scratch_buffers_restored_after_an_error(graph) -> None:
         NeighborSampler(_FailingSchedule(), 2, "in").sample(csr, torch.arange(20), gen())
     assert bool((csr.borrow_local_map() == -1).all())
     assert bool((csr.borrow_slot_scratch() == _ops.SENTINEL).all())
-    assert not bool(csr.borrow_pick_mask().any())
 
 
 def test_uniform_below_stays_below_the_bound() -> None:
@@ -186,3 +184,83 @@ def test_uniform_below_stays_below_the_bound() -> None:
     u_max = torch.full((bounds.numel(),), 1 - 2**-53, dtype=torch.float64)
     assert bool(((u_max * bounds).long() < bounds).all())
     assert bool(((u_max * bounds).long() == bounds - 1).all())
+
+
+# --- fan-out tables (the schedule evaluated once per graph, side and hop) -----------------------------
+
+
+@pytest.mark.parametrize("degree", ["sampled", "out", "in", "total"])
+def test_fanout_table_equals_the_formula_for_every_node(graph, degree: str) -> None:
+    _, csr = graph
+    schedule = DegreePowerFanout(c=25, gamma=-0.5, k_min=2, k_max=11, hop_decay=0.6, degree=degree)
+    sampler = NeighborSampler(schedule, 3, "both")
+    nodes = torch.arange(400)
+    for side in ("in", "out"):
+        for hop in range(3):
+            want = schedule(hop, schedule.degree_of(csr, nodes, side))
+            assert torch.equal(sampler._fanout(csr, nodes, side, hop), want)
+            frontier = torch.tensor([399, 7, 0, 123])
+            assert torch.equal(sampler._fanout(csr, frontier, side, hop), want[frontier])
+
+
+def test_fanout_table_covers_every_degree() -> None:
+    """One node per degree 0..2000 (stars with that many leaves): table == formula at each degree."""
+    degrees = torch.arange(2001)
+    centers = torch.repeat_interleave(degrees)
+    leaves = 2001 + torch.arange(centers.numel())
+    csr = DirectedCSR.from_edge_index(torch.stack([leaves, centers]), 2001 + centers.numel())
+    schedule = DegreePowerFanout(c=40, gamma=-0.5, k_min=3, k_max=40, hop_decay=0.67)
+    sampler = NeighborSampler(schedule, 2, "in")
+    for hop in range(2):
+        assert torch.equal(sampler._fanout(csr, degrees, "in", hop), schedule(hop, degrees))
+
+
+def test_fanout_table_follows_parameter_changes(graph) -> None:
+    _, csr = graph
+    schedule = DegreePowerFanout(c=25, gamma=-0.5, k_min=2, k_max=11)
+    sampler, nodes = NeighborSampler(schedule, 1, "in"), torch.arange(400)
+    before = sampler._fanout(csr, nodes, "in", 0)
+    schedule.k_max = 4  # a new key, so a new table rather than the stale one
+    after = sampler._fanout(csr, nodes, "in", 0)
+    assert int(before.max()) == 11 and torch.equal(after, torch.clamp(before, max=4))
+    uniform = NeighborSampler(UniformFanout([5, 2]), 2, "in")
+    assert uniform._fanout(csr, nodes, "in", 1).tolist() == [2] * 400
+
+
+def test_fanout_cache_is_bounded(graph) -> None:
+    edge_index, _ = graph
+    csr = DirectedCSR.from_edge_index(edge_index, 400)
+    for c in range(1, 40):
+        NeighborSampler(DegreePowerFanout(c=c), 1, "in")._fanout(csr, torch.arange(3), "in", 0)
+    assert len(csr._cache) <= 16
+
+
+class _CountingSchedule(FanoutSchedule):
+    """A schedule without a table key: asked at every draw, with the frontier's degrees only."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, hop: int, degree: torch.Tensor) -> torch.Tensor:
+        self.calls.append(degree.numel())
+        return torch.full_like(degree, 2)
+
+
+def test_schedule_without_table_key_is_asked_per_draw(graph) -> None:
+    _, csr = graph
+    schedule = _CountingSchedule()
+    sampler = NeighborSampler(schedule, 1, "in")
+    sampler.draw(csr, torch.arange(5), "in", 0, gen())
+    sampler.draw(csr, torch.arange(7), "in", 0, gen())
+    assert schedule.calls == [5, 7]
+
+
+class _NegativeSchedule(DegreePowerFanout):
+    def __call__(self, hop: int, degree: torch.Tensor) -> torch.Tensor:
+        return torch.full_like(degree, -1)
+
+
+def test_bad_tabulated_fanout_raises(graph) -> None:
+    _, csr = graph
+    with pytest.raises(ValueError, match="negative fan-out"):
+        NeighborSampler(_NegativeSchedule(), 1, "in").draw(csr, torch.arange(5), "in", 0, gen())

@@ -7,10 +7,10 @@ generator but otherwise unspecified (not grouped by segment).
 
 Speed notes (torch 2.13 CPU, one thread; see experiments/bench/README.md): the kernels avoid sorting
 (``torch.sort``/``torch.unique`` cost ~55 ns per element) and advanced indexing (``x[idx]`` is ~4x
-slower than ``x.index_select(0, idx)``); duplicates are found through persistent scratch buffers
-indexed by node or slot id instead. Per-op dispatch (a few us) dominates at sampler batch sizes, so the
-kernels aim at a small, fixed number of tensor ops: no retry rounds, no data-dependent op counts beyond
-one Python loop over the ``max(k)`` lanes of :func:`floyd_slots`.
+slower than ``x.index_select(0, idx)``); duplicates are found through persistent buffers indexed by
+node or slot id instead. Per-op dispatch (a few us) dominates at sampler batch sizes, so the kernels
+aim at a small number of tensor ops that does not grow with the fan-out: the draw without
+replacement runs ``ceil(log2(max fan-out - 1))`` rounds of a fixed op count, not a loop over steps.
 """
 
 from __future__ import annotations
@@ -20,6 +20,51 @@ from torch import Tensor
 
 # Value of an unmarked entry in a slot scratch buffer (see :func:`first_occurrence`).
 SENTINEL = torch.iinfo(torch.long).max
+
+# Largest int32: slot ids up to it fit the draw's int32 arithmetic.
+_INT32_MAX = torch.iinfo(torch.int32).max
+
+
+class SlotStamps:
+    """Finds repeated slots within segments through per-slot stamp buffers never cleared between calls.
+
+    A call stamps each position's slot, by a scatter-max, with a code that decreases with the position's
+    step within its segment and exceeds every stamp already in the buffer: a slot then holds the code of
+    its first step in this call (segments own disjoint slots), so a position whose own code differs
+    repeats an earlier step. Stamps left by earlier calls (or by a call an error interrupted) are below
+    any new code, so nothing is reset per call. The codes only need to tell the steps of one call apart,
+    so calls with at most 255 steps per segment use uint8 stamps (``num_slots`` bytes, as small as a bool
+    mask; the repeat check is ~1/4 of the draw on a 1 M-edge graph, and int32 stamps made the whole draw
+    5-7% slower), refilled once the codes run out, every ``255 // steps`` calls (a fill of ``num_slots``
+    bytes); wider calls use an int32 buffer, created when first needed.
+    """
+
+    def __init__(self, num_slots: int, device: torch.device) -> None:
+        """Stamps for ``num_slots`` slots on ``device`` (buffers are created on first use)."""
+        self.num_slots, self.device = num_slots, device
+        self._buffers: dict[torch.dtype, Tensor] = {}
+        self._top: dict[torch.dtype, int] = {}  # largest code handed out so far, per buffer
+
+    def repeats(self, slots: Tensor, step: Tensor, num_steps: int) -> Tensor:
+        """Mask of the positions whose slot occurs at an earlier step of the same segment.
+
+        ``slots`` (long) are the slots of the positions, ``step`` (int) the index of each position within
+        its segment, all below ``num_steps``; positions with equal slots must belong to one segment.
+        """
+        dtype = torch.uint8 if num_steps <= 255 else torch.int32
+        limit = torch.iinfo(dtype).max
+        if num_steps > limit:
+            raise ValueError(f"SlotStamps: at most {limit} steps per segment, got {num_steps}")
+        buffer, top = self._buffers.get(dtype), self._top.get(dtype, 0)
+        if buffer is None:
+            buffer = self._buffers[dtype] = torch.zeros(self.num_slots, dtype=dtype, device=self.device)
+        if top > limit - num_steps:  # codes used up: start again from a clean buffer
+            buffer.zero_()
+            top = 0
+        base = self._top[dtype] = top + num_steps  # codes base - step lie in top + 1 .. base
+        code = (base - step).to(dtype)
+        buffer.scatter_reduce_(0, slots, code, reduce="amax")
+        return buffer.index_select(0, slots) != code
 
 
 def expand_segments(count: Tensor) -> tuple[Tensor, Tensor]:
@@ -71,83 +116,70 @@ def sample_with_replacement(
 
 
 def sample_without_replacement(
-    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, picked: Tensor
+    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, stamps: SlotStamps
 ) -> tuple[Tensor, Tensor]:
-    """``min(k[i], deg[i])`` distinct slots per segment, each k-subset equally likely.
+    """``min(k[i], deg[i])`` distinct slots per segment, each subset of that size equally likely.
 
-    A segment with ``k >= deg`` takes all its slots; the others run Floyd's algorithm
-    (:func:`floyd_slots`), so a hub costs ``O(k)``, not ``O(deg)``. ``picked`` is the graph's pick mask
-    (see :meth:`DirectedCSR.borrow_pick_mask`); it is restored before returning.
+    Floyd's algorithm draws a uniform ``c``-subset of ``0 .. d - 1`` exactly, with no retries: for the
+    steps ``j = d - c, ..., d - 1`` draw ``t`` uniform in ``0 .. j`` and take ``t``, or ``j`` if ``t`` is
+    taken already. A hub costs ``O(c)``, not ``O(d)``, and a segment with ``k >= deg`` needs no branch of
+    its own: Floyd with ``c = d`` returns all ``d`` slots. Here every step of every segment is one *pick*,
+    all at once: ``row`` lists the picks segment by segment (``c`` consecutive picks per segment, step by
+    step), all ``t`` are drawn up front, and only "was ``t`` taken before this step?" is sequential.
+    It is decided without a loop over steps:
+
+    - ``t`` was taken before step ``m`` iff it equals an earlier ``t`` of the segment (a repeated slot,
+      found in one scatter of stamps, see :class:`SlotStamps`) or it is the ``j`` of an earlier step
+      ``p`` (``t >= d - c``, ``p = t - (d - c) < m``) and step ``p`` took its ``j``, i.e. ``t_p`` was taken
+      before step ``p``. (If ``t_p = j_p``, step ``p`` took ``t_p`` and ``t_m = t_p`` is a repeat.)
+    - So "taken" is an OR along the chain ``m -> p -> ...`` of strictly earlier steps; pointer doubling
+      resolves all chains in ``ceil(log2(max c - 1))`` rounds of three ops, whatever the draws.
+
+    Picks whose ``t`` cannot point at an earlier step point at the segment's first pick, whose "taken"
+    is always False, so the OR is unaffected. ``stamps`` is the graph's slot stamp buffer (see
+    :meth:`DirectedCSR.borrow_slot_stamps`). ``row`` is long; ``slot`` is int32 when the graph has
+    fewer than 2**31 slots (an index either way). Cost: ~30 tensor ops over the picks plus 3 per round
+    (4 rounds for fan-outs of 10..17), where a loop over steps costs ~3 ops per step of the largest
+    fan-out plus a separate take-all branch.
     """
-    partial = k < deg
-    # Take-all segments list all their slots; the others contribute no slot here (count 0).
-    row, slot = _all_slots(start, torch.where(partial, 0, deg))
-    partial = partial.nonzero().flatten()
-    floyd_row, floyd_slot = floyd_slots(
-        start.index_select(0, partial),
-        deg.index_select(0, partial),
-        k.index_select(0, partial),
-        generator,
-        picked,
-    )
-    return torch.cat([row, partial.index_select(0, floyd_row)]), torch.cat([slot, floyd_slot])
-
-
-def floyd_slots(
-    start: Tensor, deg: Tensor, k: Tensor, generator: torch.Generator | None, picked: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``k[i]`` distinct uniform slots per segment (``k < deg``) by Floyd's algorithm, all segments at once.
-
-    Floyd's algorithm draws a uniform k-subset of ``0 .. deg - 1`` exactly, with no retries: for
-    ``j = deg - k, ..., deg - 1`` draw ``t`` uniform in ``0 .. j`` and take ``t``, or ``j`` if ``t`` was
-    taken already. Here lane ``s`` of ``max(k)`` lanes runs step ``j = deg - max(k) + s`` of every
-    segment at once (segments with a smaller ``k`` sit idle in the first lanes), so the Python loop is
-    over lanes, 3 tensor ops each; all random numbers are drawn up front. "Taken" is looked up in
-    ``picked``, a ``False``-filled bool buffer with one entry per slot plus a spare last entry, where
-    idle lanes point (segments own disjoint slots, so one buffer serves all of them). Entries set here
-    are reset before returning.
-    """
-    num_segments = k.numel()
-    if num_segments == 0:
-        return k.new_empty(0), k.new_empty(0)
-    k_min, k_max = (int(v) for v in torch.aminmax(k))
-    if k_max == 0:
-        return k.new_empty(0), k.new_empty(0)
-    lane = torch.arange(k_max, device=k.device).unsqueeze(1)
-    first_step = deg - k_max  # the step j each segment would run on lane 0
-    top = (start + first_step).unsqueeze(0) + lane  # slot of j, per lane and segment
-    # float64 uniforms (53 random bits): see _uniform_below for why floor(u * (j + 1)) needs no clamp.
-    draw = torch.rand((k_max, num_segments), generator=generator, dtype=torch.float64, device=k.device)
-    draw = draw.mul_((first_step + 1).to(torch.float64).unsqueeze(0) + lane).long().add_(start)  # slot of t
-    idle = None
-    if k_min < k_max:
-        idle = lane < (k_max - k).unsqueeze(0)
-        spare = picked.numel() - 1
-        top.masked_fill_(idle, spare)
-        draw.masked_fill_(idle, spare)
-    # Lane 0 is every active segment's first step, where nothing is taken yet: its draw stands. Later
-    # lanes overwrite their draws with the picks in place (an elementwise op may write what it reads).
-    mark = torch.ones(1, dtype=torch.bool, device=k.device).expand(num_segments)
-    lanes = zip(draw.unbind(), top.unbind(), strict=True)
-    for s, (lane_draw, lane_top) in enumerate(lanes):
-        if s > 0:
-            torch.where(picked.index_select(0, lane_draw), lane_top, lane_draw, out=lane_draw)
-        picked.scatter_(0, lane_draw, mark)
-    slot = draw.flatten()
-    picked.scatter_(0, slot, torch.zeros(1, dtype=torch.bool, device=k.device).expand(slot.numel()))
-    row = torch.arange(num_segments, device=k.device).expand(k_max, num_segments).flatten()
-    if idle is None:
-        return row, slot
-    active = idle.logical_not_().flatten().nonzero().flatten()
-    return row.index_select(0, active), slot.index_select(0, active)
-
-
-def _all_slots(start: Tensor, deg: Tensor) -> tuple[Tensor, Tensor]:
-    """Every slot of every segment: ``(seg, slot)``, segment by segment."""
-    seg = torch.repeat_interleave(deg)
-    # Output position p of segment i holds slot start[i] + (p - first output of i).
-    shift = start - (torch.cumsum(deg, 0) - deg)
-    return seg, torch.arange(seg.numel(), device=deg.device) + shift.index_select(0, seg)
+    count = torch.minimum(k, deg)
+    row = torch.repeat_interleave(count)
+    num_picks = row.numel()
+    if num_picks == 0:
+        return row, row
+    device = row.device
+    # A chain visits distinct steps and ends at a pick whose "taken" is False (step 0, or a pick that
+    # points at itself or at step 0), so it has at most max(count) - 1 picks that matter: pointer
+    # doubling covers them in ceil(log2(max(count) - 1)) rounds.
+    max_count = int(count.max())
+    rounds = max(max_count - 2, 0).bit_length()
+    # int32 for the per-pick arithmetic: half the memory traffic of int64, measurably faster at these
+    # sizes. Positions and steps fit (picks are materialised, far below 2**31); slots fit when the
+    # graph has fewer than 2**31 slots, else they stay int64. Scatter indices must be int64.
+    slot_dtype = torch.int32 if stamps.num_slots <= _INT32_MAX else torch.long
+    end = torch.cumsum(count, 0)  # one past the position of each segment's last pick
+    first = end - count  # position of each segment's first pick
+    # Pick at position i of a segment with first pick f runs step j = (d - c) + (i - f) = offset + i,
+    # offset = d - c - f = d - end.
+    offset = (deg - end).int()
+    position = torch.arange(num_picks, dtype=torch.int32, device=device)
+    pick_offset = offset.index_select(0, row)
+    step = pick_offset + position
+    # float64 uniforms: floor(u * (j + 1)) <= j without a clamp, see _uniform_below.
+    u = torch.rand(num_picks, generator=generator, dtype=torch.float64, device=device)
+    draw = u.mul_(step + 1).int()
+    pick_start = start.to(slot_dtype).index_select(0, row)
+    draw_slot = pick_start + draw
+    # Step p = draw - (d - c) sits at position f + p = draw - offset; earlier than the segment (draw below
+    # d - c: no step's j) means "no chain", sent to the first pick instead.
+    pick_first = first.int().index_select(0, row)
+    chain = torch.maximum(draw - pick_offset, pick_first)
+    taken = stamps.repeats(draw_slot.long(), position - pick_first, max_count)
+    for r in range(rounds):
+        if r:
+            chain = chain.index_select(0, chain)
+        taken |= taken.index_select(0, chain)
+    return row, torch.where(taken, pick_start.add_(step), draw_slot)
 
 
 def _uniform_below(bound: Tensor, generator: torch.Generator | None) -> Tensor:

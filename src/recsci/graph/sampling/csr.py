@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,9 +11,12 @@ from torch import Tensor
 
 from recsci.core.errors import ConfigError
 from recsci.graph.edge_set import EdgeSet
-from recsci.graph.sampling._ops import SENTINEL
+from recsci.graph.sampling._ops import SENTINEL, SlotStamps
 
 Side = Literal["in", "out"]
+
+# Entries kept by DirectedCSR.cached (fan-out tables: one per schedule, side and hop); oldest go first.
+CACHE_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,10 @@ class DirectedCSR:
 
     The object also owns three reusable scratch buffers that :class:`~recsci.graph.sampling.NeighborSampler`
     borrows to find duplicates without sorting: a global->local id map (``num_nodes`` longs, all ``-1``
-    between calls), a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls) and a pick mask
-    (``num_edges + 1`` bools, all ``False`` between calls), the last two created on first use. They
-    make sampling not thread-safe on one graph object (DataLoader worker *processes* are fine, each has
-    its own copy).
+    between calls), a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls) and slot stamps
+    (``num_edges`` bytes, never reset, see ``_ops.SlotStamps``), the last two created on first use, and
+    a small cache of per-node tables (:meth:`cached`, e.g. fan-outs). They make sampling not
+    thread-safe on one graph object (DataLoader worker *processes* are fine, each has its own copy).
     """
 
     num_nodes: int
@@ -50,7 +54,8 @@ class DirectedCSR:
     inc: Adjacency
     _local_map: Tensor | None = field(default=None, repr=False)
     _slot_scratch: Tensor | None = field(default=None, repr=False)
-    _pick_mask: Tensor | None = field(default=None, repr=False)
+    _slot_stamps: SlotStamps | None = field(default=None, repr=False)
+    _cache: dict[Hashable, Tensor] = field(default_factory=dict, repr=False, compare=False)
     _edge_set: EdgeSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -131,24 +136,39 @@ class DirectedCSR:
             self._slot_scratch = torch.full((self.num_edges,), SENTINEL, dtype=torch.long, device=self.device)
         return self._slot_scratch
 
-    def borrow_pick_mask(self) -> Tensor:
-        """Return the per-slot pick mask (all ``False``); callers must reset the entries they set.
+    def borrow_slot_stamps(self) -> SlotStamps:
+        """Return the per-slot stamps the draw without replacement finds repeated slots with.
 
-        One entry per adjacency slot plus a last, spare entry (index ``num_edges``) that belongs to no
-        node: the draw without replacement sends idle lanes there (see ``_ops.floyd_slots``).
+        Unlike the other buffers they need no resetting (see ``_ops.SlotStamps``).
         """
-        if self._pick_mask is None or self._pick_mask.device != self.device:
-            self._pick_mask = torch.zeros(self.num_edges + 1, dtype=torch.bool, device=self.device)
-        return self._pick_mask
+        if self._slot_stamps is None or self._slot_stamps.device != self.device:
+            self._slot_stamps = SlotStamps(self.num_edges, self.device)
+        return self._slot_stamps
+
+    def cached(self, key: Hashable, build: Callable[[], Tensor]) -> Tensor:
+        """Return ``build()``, computed once per ``key`` for this graph.
+
+        For tables that depend only on the graph and on ``key`` (e.g. a schedule's fan-out of every node
+        at one hop and side). At most :data:`CACHE_SIZE` entries are kept, the oldest dropped first, so
+        a sweep over many schedules on one graph does not grow memory without bound.
+        """
+        value = self._cache.get(key)
+        if value is None:
+            value = build()
+            if len(self._cache) >= CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = value
+        return value
 
     def reset_scratch(self) -> None:
-        """Refill every scratch buffer completely (after an error left some entries set)."""
+        """Refill every scratch buffer completely (after an error left some entries set).
+
+        The slot stamps need no refill: stale stamps never match a later call's codes.
+        """
         if self._local_map is not None:
             self._local_map.fill_(-1)
         if self._slot_scratch is not None:
             self._slot_scratch.fill_(SENTINEL)
-        if self._pick_mask is not None:
-            self._pick_mask.fill_(False)
 
 
 def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:

@@ -6,7 +6,7 @@ Kept free of ``from __future__ import annotations`` on purpose: the core validat
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Annotated, Literal
 
 import torch
@@ -43,6 +43,17 @@ class FanoutSchedule(ABC):
         """
         return graph.side(side).degree.index_select(0, nodes)
 
+    def table_key(self) -> Hashable | None:
+        """Key under which the sampler may tabulate this schedule per graph, or ``None`` (the default).
+
+        A schedule whose fan-out is a fixed function of ``(hop, degree_of(...))`` may return a hashable
+        key that changes whenever its parameters do: the sampler then computes the fan-out of every node
+        once per graph, side and hop and looks frontier nodes up in that table (one gather instead of the
+        schedule's ops at every draw). Return ``None`` for schedules with state or randomness. Subclasses
+        of a tabulated schedule that add parameters must add them to the key.
+        """
+        return None
+
 
 class UniformFanout(FanoutSchedule):
     """GraphSAGE-style fixed fan-out per hop, the same for every node (the BLADE ablation)."""
@@ -61,6 +72,10 @@ class UniformFanout(FanoutSchedule):
     def __call__(self, hop: int, degree: Tensor) -> Tensor:
         """Return ``fanouts[hop]`` for every node."""
         return torch.full_like(degree, self.fanouts[hop], dtype=torch.long)
+
+    def table_key(self) -> Hashable:
+        """The fan-outs (and the class, so subclasses get their own tables)."""
+        return (type(self), tuple(self.fanouts))
 
     def __repr__(self) -> str:
         return f"UniformFanout(fanouts={self.fanouts})"
@@ -108,6 +123,10 @@ class DegreePowerFanout(FanoutSchedule):
         raw = self.c * d.pow(self.gamma) * (self.hop_decay**hop)
         # floor(x + 0.5) rounds halves up; torch.round would round them to even (2.5 -> 2).
         return torch.floor(raw + 0.5).clamp(self.k_min, self.k_max).long()
+
+    def table_key(self) -> Hashable:
+        """Every parameter of the formula (and the class, so subclasses get their own tables)."""
+        return (type(self), self.c, self.gamma, self.k_min, self.k_max, self.hop_decay, self.degree)
 
     def degree_of(self, graph: DirectedCSR, nodes: Tensor, side: Side) -> Tensor:
         """Degree chosen by the ``degree`` switch."""
