@@ -82,4 +82,5 @@ def test_blade_paper_config_keeps_the_published_settings(make_config) -> None:
     paper = make_config("experiment=graph/synthetic_blade", "model=blade_paper").model
     assert ours.encoder.input_skip and ours.reverse_negative_weight == pytest.approx(0.1)
     assert not paper.encoder.input_skip and paper.reverse_negative_weight == pytest.approx(1.0)
+    assert paper.encoder.num_layers == 2 and paper.encoder.dropout == 0.0
     assert paper.encoder._target_ == ours.encoder._target_ == "recsci.graph.directed.BLADE"
