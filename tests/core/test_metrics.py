@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsci.core.metrics import average_precision, average_ranks, ranking_metrics, roc_auc
+from recsci.core.metrics import average_precision, average_ranks, roc_auc
 
 
 def t(*values: float) -> torch.Tensor:
@@ -35,15 +35,6 @@ def test_average_precision_hand_computed() -> None:
 def test_average_precision_treats_a_tie_as_one_threshold() -> None:
     # One positive tied with one negative at the top: precision 1/2 at recall 1.
     assert average_precision(t(0.5), t(0.5, 0.1)) == pytest.approx(0.5)
-
-
-def test_ranking_metrics_hand_computed() -> None:
-    pos = t(0.9, 0.5)
-    candidates = torch.tensor([[0.1, 0.2, 0.3], [0.6, 0.7, 0.5]])
-    # ranks: 1 for the first; 1 + 2 higher + 0.5 tie = 3.5 for the second.
-    metrics = ranking_metrics(pos, candidates, ks=(1, 3))
-    assert metrics["mrr"] == pytest.approx((1 + 1 / 3.5) / 2)
-    assert metrics["hits@1"] == 0.5 and metrics["hits@3"] == 0.5
 
 
 def test_empty_inputs_are_nan_not_errors() -> None:

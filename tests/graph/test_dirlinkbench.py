@@ -54,7 +54,7 @@ def test_random_split_keeps_a_spanning_forest_in_training() -> None:
     lo = torch.minimum(*data.edge_index)
     hi = torch.maximum(*data.edge_index)
     assert torch.unique(lo[forest] * n + hi[forest]).numel() == n - 1  # one tree over the component
-    split = RandomSplit(0.05, 0.15).make_split(data, 5, torch.Generator().manual_seed(0))
+    split = RandomSplit(0.05, 0.15).make_split(data, torch.Generator().manual_seed(0))
     train = split.train_pos.numpy()
     adjacency = sp.coo_matrix((np.ones(train.shape[1]), (train[0], train[1])), shape=(n, n))
     assert sp.csgraph.connected_components(adjacency, connection="weak")[0] == 1
@@ -85,7 +85,7 @@ TINY = {
 @pytest.mark.parametrize("dataset", ["cora_ml", "citeseer"])
 def test_load_split_keeps_published_negatives_and_orients_pairs(tmp_path: Path, dataset: str) -> None:
     write_split(tmp_path, dataset, 0, TINY)
-    split = load_dirlinkbench_split(tmp_path, dataset, 0, num_candidates=3)
+    split = load_dirlinkbench_split(tmp_path, dataset, 0)
     flip = dataset == "citeseer"  # stored cited -> citing: normalised to citing -> cited
 
     def expected(name: str) -> torch.Tensor:
@@ -99,12 +99,9 @@ def test_load_split_keeps_published_negatives_and_orients_pairs(tmp_path: Path, 
     assert torch.equal(split.val.neg, expected("neg_val_edges.npy"))
     assert torch.equal(split.test.neg, expected("neg_test_edges.npy"))
     assert torch.equal(split.train_neg, expected("neg_train_edges.npy"))
-    # Candidates, one-way flags and reverses are computed against all positives, as in split_links.
+    # One-way flags and reverses are computed against all positives, as in split_links.
     everything = EdgeSet(torch.cat([split.train_pos, split.val.pos, split.test.pos], dim=1), 6)
     for edges in (split.val, split.test):
-        assert edges.candidates.shape == (edges.pos.size(1), 3)
-        queries = edges.pos[0].repeat_interleave(3)
-        assert not everything.contains(queries, edges.candidates.reshape(-1)).any()
         assert torch.equal(edges.one_way, ~everything.contains(edges.pos[1], edges.pos[0]))
         assert torch.equal(edges.reverse, edges.pos[:, edges.one_way].flip(0))
     file_order = load_dirlinkbench_split(tmp_path, dataset, 0, orientation="file")
@@ -127,7 +124,7 @@ def test_split_errors(tmp_path: Path) -> None:
     # A graph that is not the one the split indexes is refused.
     wrong = Data(edge_index=torch.tensor([[0, 1], [1, 2]]), num_nodes=6)
     with pytest.raises(ValueError, match="does not index the loaded graph"):
-        DirLinkBenchSplit(str(tmp_path), "cora_ml", 2).make_split(wrong, 3, torch.Generator())
+        DirLinkBenchSplit(str(tmp_path), "cora_ml", 2).make_split(wrong, torch.Generator())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,7 +156,7 @@ def test_real_splits_index_the_lcc_renumbered_in_sorted_order(graph_root: Path, 
     graph = edge_keys(data.edge_index, nodes)
     for index in range(10):
         # Without num_nodes the split implies it (largest id + 1): our LCC reproduces it exactly.
-        split = load_dirlinkbench_split(graph_root, dataset, index, num_candidates=1)
+        split = load_dirlinkbench_split(graph_root, dataset, index)
         assert split.num_nodes == nodes
         assert (split.train_pos.size(1), split.val.pos.size(1), split.test.pos.size(1)) == (
             num_train,
@@ -183,7 +180,7 @@ def test_real_split_pairs_are_in_the_raw_file_orientation(graph_root: Path) -> N
     assert int(normalised.edge_index[0].bincount().max()) == 26
     n = as_stored.num_nodes
     for graph, orientation in ((as_stored, "file"), (normalised, "normalised")):
-        split = load_dirlinkbench_split(graph_root, "citeseer", 0, orientation=orientation, num_candidates=1)
+        split = load_dirlinkbench_split(graph_root, "citeseer", 0, orientation=orientation)
         assert edge_keys(split.test.pos, n) <= edge_keys(graph.edge_index, n)
 
 
@@ -198,7 +195,7 @@ def test_raw_ids_are_not_the_split_ids(graph_root: Path) -> None:
             shape=tuple(f["adj_matrix.shape"]),
         ).tocoo()
     raw = torch.from_numpy(np.stack([adj.row, adj.col]).astype(np.int64))
-    split = load_dirlinkbench_split(graph_root, "cora_ml", 0, num_candidates=1)
+    split = load_dirlinkbench_split(graph_root, "cora_ml", 0)
     hits = len(edge_keys(split.test.pos, 2995) & edge_keys(raw, 2995))
     assert hits < 0.5 * split.test.pos.size(1)
 
@@ -219,7 +216,7 @@ def test_datamodule_serves_the_published_split(graph_root: Path, tmp_path: Path)
     validate_config(cfg)
     datamodule = build(cfg.data)
     datamodule.setup()
-    published = load_dirlinkbench_split(graph_root, "citeseer", 7, num_candidates=1)
+    published = load_dirlinkbench_split(graph_root, "citeseer", 7)
     assert datamodule.num_nodes == 2110
     assert torch.equal(datamodule.split.train_pos, published.train_pos)
     assert torch.equal(datamodule.split.test.neg, published.test.neg)

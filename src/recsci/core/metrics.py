@@ -6,8 +6,6 @@ AUC must come out as exactly 0.5, not as whatever order a sort happened to leave
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
@@ -66,24 +64,3 @@ def average_precision(pos_scores: Tensor, neg_scores: Tensor) -> float:
     precision = tp / predicted
     recall_step = torch.diff(tp, prepend=torch.zeros(1, dtype=torch.float64, device=device)) / n_pos
     return float((precision * recall_step).sum())
-
-
-def candidate_ranks(pos_scores: Tensor, candidate_scores: Tensor) -> Tensor:
-    """Rank of each positive among its own candidates ([P] vs [P, C]); ties count half (expected rank)."""
-    pos = pos_scores.reshape(-1, 1)
-    higher = (candidate_scores > pos).sum(dim=1).double()
-    tied = (candidate_scores == pos).sum(dim=1).double()
-    return 1.0 + higher + 0.5 * tied
-
-
-def ranking_metrics(
-    pos_scores: Tensor, candidate_scores: Tensor, ks: Sequence[int] = (1, 10)
-) -> dict[str, float]:
-    """MRR and HitRate@K of each positive ranked against its own negative candidates."""
-    if pos_scores.numel() == 0:
-        return {"mrr": float("nan"), **{f"hits@{k}": float("nan") for k in ks}}
-    ranks = candidate_ranks(pos_scores, candidate_scores)
-    metrics = {"mrr": float((1.0 / ranks).mean())}
-    for k in ks:
-        metrics[f"hits@{k}"] = float((ranks <= k).double().mean())
-    return metrics

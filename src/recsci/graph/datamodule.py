@@ -61,8 +61,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
     independently of the training seed, so seeds vary the model, not the data.
 
     ``split_source`` (e.g. :class:`recsci.graph.splits.DirLinkBenchSplit`) replaces the default seeded
-    random split (``val_ratio``/``test_ratio`` are then unused; ``split_seed`` still seeds the
-    per-query candidates).
+    random split (``val_ratio``/``test_ratio`` and ``split_seed`` are then unused).
     """
 
     def __init__(
@@ -73,7 +72,6 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         test_ratio: Ratio = 0.15,
         batch_size: PositiveInt = 1024,
         num_negatives: PositiveInt = 1,
-        num_candidates: PositiveInt = 100,
         features: FeatureKind = "raw",
         split_seed: Annotated[int, Field(ge=0)] = 0,
         split_source: SplitSource | None = None,
@@ -84,7 +82,6 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         self.val_ratio, self.test_ratio = val_ratio, test_ratio
         self.batch_size = batch_size
         self.num_negatives = num_negatives
-        self.num_candidates = num_candidates
         self.features = features
         self.split_seed = split_seed
         self.split_source = split_source
@@ -97,10 +94,10 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         data = self.dataset.load()
         generator = torch.Generator().manual_seed(self.split_seed)
         if self.split_source is not None:
-            self.split = self.split_source.make_split(data, self.num_candidates, generator)
+            self.split = self.split_source.make_split(data, generator)
         else:
             ratios = (self.val_ratio, self.test_ratio)
-            self.split = split_links(data.edge_index, data.num_nodes, *ratios, self.num_candidates, generator)
+            self.split = split_links(data.edge_index, data.num_nodes, *ratios, generator)
         train = self.split.train_pos
         self.x = self._node_features(data, train)
         self.train_edge_set = EdgeSet(train, data.num_nodes)

@@ -1,10 +1,11 @@
 """Seeded link splits for directed link prediction, with the negatives each protocol needs.
 
-For every evaluation split we keep three kinds of negatives:
-- random pairs (u, w) that are not edges: existence AUC/AP;
-- per positive (u, v), ``num_candidates`` random targets w for the same query u: MRR and HitRate@K;
+For every evaluation split we keep two kinds of negatives:
+- random pairs (u, w) that are not edges: existence (Hits@K and MRR against all of them, AUC, AP);
 - the reverse (v, u) of every one-directional positive: direction AUC (can the model tell phone ->
   case from case -> phone?). A symmetric model scores both the same and gets exactly 0.5.
+The recommendation protocol needs no sampled negatives: it ranks every node for each query
+(``recsci.graph.evaluate``).
 
 Two split sources build a :class:`LinkSplit` for the datamodule (its ``split_source``):
 :class:`RandomSplit` (seeded random 80/5/15 by default, random non-edges as negatives) and
@@ -44,7 +45,6 @@ class EvalEdges:
 
     pos: Tensor  # [2, P]
     neg: Tensor  # [2, P] random non-edges
-    candidates: Tensor  # [P, C] random targets for each positive's query node
     one_way: Tensor  # [P] bool: the reverse of this positive is not an edge
     reverse: Tensor  # [2, sum(one_way)] reverse of the one-directional positives
 
@@ -87,7 +87,6 @@ def split_links(
     num_nodes: int,
     val_ratio: float,
     test_ratio: float,
-    num_candidates: int,
     generator: torch.Generator,
     keep_connected: bool = False,
 ) -> LinkSplit:
@@ -129,8 +128,10 @@ def split_links(
     all_edges = EdgeSet(edge_index, num_nodes)
     return LinkSplit(
         train_pos=edge_index[:, train_idx.sort().values],
-        val=_eval_edges(edge_index[:, val_idx], all_edges, num_candidates, generator),
-        test=_eval_edges(edge_index[:, test_idx], all_edges, num_candidates, generator),
+        val=_eval_edges(edge_index[:, val_idx], all_edges, random_non_edges(all_edges, num_val, generator)),
+        test=_eval_edges(
+            edge_index[:, test_idx], all_edges, random_non_edges(all_edges, num_test, generator)
+        ),
         num_nodes=num_nodes,
     )
 
@@ -149,27 +150,10 @@ def spanning_forest_mask(edge_index: Tensor, num_nodes: int) -> Tensor:
     return tree.contains(torch.from_numpy(lo).long(), torch.from_numpy(hi).long())
 
 
-def _eval_edges(
-    pos: Tensor,
-    all_edges: EdgeSet,
-    num_candidates: int,
-    generator: torch.Generator,
-    neg: Tensor | None = None,
-) -> EvalEdges:
-    """Negatives of every kind for ``pos``; ``neg`` (random non-edges) is drawn unless given."""
-    num_pos = pos.size(1)
-    if neg is None:
-        neg = random_non_edges(all_edges, num_pos, generator)
-    queries = pos[0].repeat_interleave(num_candidates)
-    candidates = random_non_edges(all_edges, num_pos * num_candidates, generator, src=queries)[1]
+def _eval_edges(pos: Tensor, all_edges: EdgeSet, neg: Tensor) -> EvalEdges:
+    """``pos`` with its random non-edges ``neg`` and the reverses of its one-directional pairs."""
     one_way = ~all_edges.contains(pos[1], pos[0])
-    return EvalEdges(
-        pos=pos,
-        neg=neg,
-        candidates=candidates.view(num_pos, num_candidates),
-        one_way=one_way,
-        reverse=pos[:, one_way].flip(0),
-    )
+    return EvalEdges(pos=pos, neg=neg, one_way=one_way, reverse=pos[:, one_way].flip(0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,8 +189,6 @@ def load_dirlinkbench_split(
     index: int,
     *,
     num_nodes: int | None = None,
-    num_candidates: int = 100,
-    generator: torch.Generator | None = None,
     orientation: Literal["normalised", "file"] = "normalised",
 ) -> LinkSplit:
     """One published DirLinkBench split as a :class:`LinkSplit`.
@@ -217,8 +199,8 @@ def load_dirlinkbench_split(
     is the preprocessed node count (every node of a connected component has an edge).
 
     ``EvalEdges.neg`` are the published negatives (non-edges of the whole graph, as many as positives);
-    ``candidates`` (per-query random non-edges, drawn with ``generator``), ``one_way`` and ``reverse``
-    are computed as in :func:`split_links`, against the union of all positives (the whole graph).
+    ``one_way`` and ``reverse`` are computed as in :func:`split_links`, against the union of all
+    positives (the whole graph).
     ``train_neg`` holds the published training negatives (non-edges of the observed graph only).
     With ``orientation="normalised"`` CiteSeer pairs are flipped to citing -> cited.
     """
@@ -241,12 +223,11 @@ def load_dirlinkbench_split(
     num_nodes = implied if num_nodes is None else num_nodes
     if implied > num_nodes:
         raise ValueError(f"{folder}: node id {implied - 1} >= num_nodes={num_nodes}")
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
     all_edges = EdgeSet(all_pos, num_nodes)
     return LinkSplit(
         train_pos=pos["train"],
-        val=_eval_edges(pos["val"], all_edges, num_candidates, generator, neg=neg["val"]),
-        test=_eval_edges(pos["test"], all_edges, num_candidates, generator, neg=neg["test"]),
+        val=_eval_edges(pos["val"], all_edges, neg["val"]),
+        test=_eval_edges(pos["test"], all_edges, neg["test"]),
         num_nodes=num_nodes,
         train_neg=neg["train"],
     )
@@ -260,7 +241,7 @@ def load_dirlinkbench_split(
 class SplitSource(Protocol):
     """What a ``split_source`` config node builds: turns the loaded graph into a :class:`LinkSplit`."""
 
-    def make_split(self, data: Data, num_candidates: int, generator: torch.Generator) -> LinkSplit: ...
+    def make_split(self, data: Data, generator: torch.Generator) -> LinkSplit: ...
 
 
 class RandomSplit:
@@ -277,10 +258,10 @@ class RandomSplit:
             raise ValueError(f"val_ratio={val_ratio}, test_ratio={test_ratio}: need 0 < each, sum < 1")
         self.val_ratio, self.test_ratio, self.keep_connected = val_ratio, test_ratio, keep_connected
 
-    def make_split(self, data: Data, num_candidates: int, generator: torch.Generator) -> LinkSplit:
+    def make_split(self, data: Data, generator: torch.Generator) -> LinkSplit:
         ratios = (self.val_ratio, self.test_ratio)
         n = int(data.num_nodes)
-        return split_links(data.edge_index, n, *ratios, num_candidates, generator, self.keep_connected)
+        return split_links(data.edge_index, n, *ratios, generator, self.keep_connected)
 
 
 class DirLinkBenchSplit:
@@ -299,16 +280,11 @@ class DirLinkBenchSplit:
         self.root, self.dataset, self.split_index, self.orientation = root, dataset, split_index, orientation
         dirlinkbench_split_dir(root, dataset, split_index)
 
-    def make_split(self, data: Data, num_candidates: int, generator: torch.Generator) -> LinkSplit:
+    def make_split(self, data: Data, generator: torch.Generator) -> LinkSplit:
+        """The published split (``generator`` is unused: nothing is drawn)."""
         num_nodes = int(data.num_nodes)
         split = load_dirlinkbench_split(
-            self.root,
-            self.dataset,
-            self.split_index,
-            num_nodes=num_nodes,
-            num_candidates=num_candidates,
-            generator=generator,
-            orientation=self.orientation,
+            self.root, self.dataset, self.split_index, num_nodes=num_nodes, orientation=self.orientation
         )
         graph = torch.unique(data.edge_index[0] * num_nodes + data.edge_index[1])
         published = torch.cat([split.train_pos, split.val.pos, split.test.pos], dim=1)
