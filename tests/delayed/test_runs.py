@@ -13,6 +13,9 @@ from tests.conftest import CONFIG_DIR, compose_config
 
 METHODS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("delayed_*.yaml"))
 
+# No loggers, progress bars or summaries: these runs are checked through metrics.json only.
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "callbacks.model_summary=null"]
+
 # A small simulated stream: 6.5 days, 2 of pretraining, 24-hour intervals (1 validation, 2 test).
 SMALL = [
     "experiment=delayed/sim_streaming",
@@ -23,9 +26,7 @@ SMALL = [
     "protocol.val_intervals=1",
     "protocol.aux_maturity_hours=12",
     "protocol.pretrain_epochs=1",
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-    "callbacks.model_summary=null",
+    *QUIET,
 ]
 
 
@@ -112,9 +113,7 @@ def test_shipped_batch_experiment_fits_its_simulated_log(tmp_path: Path) -> None
                 "protocol.epochs=1",
                 "protocol.pretrain_epochs=1",
                 "protocol.references=[]",
-                "logger=none",
-                "trainer.enable_progress_bar=false",
-                "callbacks.model_summary=null",
+                *QUIET,
             ],
             output_dir=tmp_path / "run",
         )
