@@ -72,19 +72,3 @@ def test_every_data_option_composes(option: str, tmp_path: Path) -> None:
     cfg = compose_config([f"data={option}"], output_dir=tmp_path)
     assert cfg.data._target_
 
-
-@pytest.mark.parametrize(
-    ("overrides", "hops"),
-    [
-        (["model=blade", "sampler=adaptive"], 1),  # BLADE's default one-layer encoder
-        (["model=blade", "sampler=adaptive", "model.encoder.num_layers=2"], 2),
-        (["model=blade_paper", "sampler=uniform"], 2),
-        (["model=popularity", "sampler=uniform"], 2),  # no encoder depth: two hops
-        (["model=blade", "sampler=adaptive", "sampler.num_hops=3"], 3),  # an explicit value wins
-    ],
-)
-def test_sampled_hops_follow_the_encoder_depth(overrides: list[str], hops: int, tmp_path: Path) -> None:
-    cfg = compose_config(["experiment=graph/synthetic_blade", *overrides], output_dir=tmp_path)
-    validate_config(cfg)
-    assert cfg.sampler.num_hops == hops
-    assert instantiate(cfg.sampler).num_hops == hops
