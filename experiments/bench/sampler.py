@@ -20,8 +20,12 @@ Edges/s counts sampled edges (with replacement, repeated draws count; in directi
 draw counts an edge drawn from both of its ends twice, ``sample`` keeps it once). ``--baseline REV``
 also times the sampler as it was at git revision ``REV`` (its ``sample`` and its ``draw``, or before
 ``draw`` existed its per-hop ``_expand``),
-interleaved batch by batch with the current code on the same seeds. A naive per-node Python loop
-(``random.sample`` on adjacency lists converted once) gives the reference point.
+interleaved batch by batch with the current code on the same seeds. Alternating versions leaves each
+one's code and data cold in the caches when its turn comes, which on a small shared machine slows
+every call of both; ``--blocked`` times each version's batches in one block instead (as a training
+loop calls the sampler, batch after batch), at the price of more exposure to load drift between the
+blocks. A naive per-node Python loop (``random.sample`` on adjacency lists converted once) gives the
+reference point.
 """
 
 from __future__ import annotations
@@ -155,21 +159,35 @@ class Measure:
         return statistics.mean(self.edges)
 
 
-def timed_pair(fns: dict[str, Callable[[int], int]], repeats: int, warmup: int = 3) -> dict[str, Measure]:
-    """Time each ``fn(batch) -> edges`` on the same batches, interleaved (order alternates per batch)."""
-    for name in fns:
-        for b in range(warmup):
-            fns[name](-1 - b)
+def timed_pair(
+    fns: dict[str, Callable[[int], int]], repeats: int, warmup: int = 3, blocked: bool = False
+) -> dict[str, Measure]:
+    """Time each ``fn(batch) -> edges`` on the same batches, interleaved (order alternates per batch),
+    or with ``blocked`` one function's batches after the other's (each after its own warm-up)."""
     out = {name: Measure([], [], []) for name in fns}
     names = list(fns)
+
+    def run(name: str, b: int) -> None:
+        w0, c0 = time.perf_counter(), time.thread_time()
+        edges = fns[name](b)
+        c1, w1 = time.thread_time(), time.perf_counter()
+        out[name].wall.append(w1 - w0)
+        out[name].cpu.append(c1 - c0)
+        out[name].edges.append(edges)
+
+    if blocked:
+        for name in names:
+            for b in range(warmup):
+                fns[name](-1 - b)
+            for b in range(repeats):
+                run(name, b)
+        return out
+    for name in names:
+        for b in range(warmup):
+            fns[name](-1 - b)
     for b in range(repeats):
         for name in names if b % 2 == 0 else reversed(names):
-            w0, c0 = time.perf_counter(), time.thread_time()
-            edges = fns[name](b)
-            c1, w1 = time.thread_time(), time.perf_counter()
-            out[name].wall.append(w1 - w0)
-            out[name].cpu.append(c1 - c0)
-            out[name].edges.append(edges)
+            run(name, b)
     return out
 
 
@@ -193,6 +211,11 @@ def main() -> None:
         "--naive-repeats", type=int, default=3, help="timed batches of the naive loop (0: skip)"
     )
     parser.add_argument("--baseline", default=None, help="git revision whose sampler to time alongside")
+    parser.add_argument(
+        "--blocked",
+        action="store_true",
+        help="time each version's batches in one block instead of alternating versions batch by batch",
+    )
     # One thread by default: the sampler's tensors are small enough that intra-op threads barely help, and
     # on a shared 2-core box a second thread makes timings swing 10x whenever the other core is busy.
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch default)")
@@ -207,6 +230,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {platform.processor() or platform.machine()}"
         f", {os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.2f}"
         + (f"; baseline = git {args.baseline}" if args.baseline else "")
+        + ("; versions timed in blocks" if args.blocked and args.baseline else "")
     )
     rows: list[Row] = []
     for graph_name in args.graphs.split(","):
@@ -241,7 +265,15 @@ def bench_graph(graph_name: str, args: argparse.Namespace, versions: dict[str, M
                 v: make_sampler(mod, schedule_name, direction, replace) for v, mod in versions.items()
             }
             relabel = {v: partial(sample_edges, samplers[v], graphs[v], seeds) for v in versions}
-            rows.append((graph_name, config, seed_kind, "relabel", timed_pair(relabel, args.repeats)))
+            rows.append(
+                (
+                    graph_name,
+                    config,
+                    seed_kind,
+                    "relabel",
+                    timed_pair(relabel, args.repeats, blocked=args.blocked),
+                )
+            )
             # Frontiers come from an untimed sample() of the current code on the same seeds.
             hop_frontiers = {
                 b: frontiers(samplers["after"].sample(graph, seeds(b), gen(b)))
@@ -249,7 +281,9 @@ def bench_graph(graph_name: str, args: argparse.Namespace, versions: dict[str, M
             }
             sides = ("in", "out") if direction == "both" else (direction,)
             raw = {v: partial(raw_draw, samplers[v], graphs[v], hop_frontiers, sides, v) for v in versions}
-            rows.append((graph_name, config, seed_kind, "raw", timed_pair(raw, args.repeats)))
+            rows.append(
+                (graph_name, config, seed_kind, "raw", timed_pair(raw, args.repeats, blocked=args.blocked))
+            )
         if args.naive_repeats:
             adj = graph.side("in")
             lists = (adj.ptr.tolist(), adj.neighbor.tolist(), adj.edge_id.tolist())

@@ -173,16 +173,37 @@ def test_draw_without_replacement_mixed_fanouts_uniform_over_subsets() -> None:
 
 
 def floyd_reference(deg: int, count: int, uniforms: list[float]) -> list[int]:
-    """Floyd's algorithm step by step (a Python set), fed the kernel's uniforms: the picks in step order."""
+    """Floyd's algorithm step by step (a Python set), fed the kernel's uniforms: the picks in step order.
+
+    The kernel draws ``t = j - floor(u * (j + 1))``, uniform in ``0 .. j`` like ``floor(u * (j + 1))``.
+    """
     taken: set[int] = set()
     picks = []
     for m, u in enumerate(uniforms):
         j = deg - count + m
-        t = int(u * (j + 1))
+        t = j - int(u * (j + 1))
         pick = j if t in taken else t
         taken.add(pick)
         picks.append(pick)
     return picks
+
+
+def stepwise_floyd_slots(start: torch.Tensor, deg: int, count: torch.Tensor, seed: int) -> list[int]:
+    """The slots the sequential algorithm picks, segment by segment, on the uniforms of ``gen(seed)``."""
+    # The kernel draws one float64 uniform per pick, segment by segment, step by step.
+    uniforms = torch.rand(int(count.sum()), generator=gen(seed), dtype=torch.float64).tolist()
+    want, at = [], 0
+    for s, c in zip(start.tolist(), count.tolist(), strict=True):
+        want += [s + pick for pick in floyd_reference(deg, c, uniforms[at : at + c])]
+        at += c
+    return want
+
+
+def stepwise_case(deg: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(start, k, count)`` for segments of ``deg`` slots with every fan-out from 1 to ``deg + 2``."""
+    k = torch.arange(1, deg + 3).repeat(600 if deg <= 9 else 40)
+    start = torch.arange(k.numel()) * deg + 7  # segments need not start at slot 0
+    return start, k, torch.clamp(k, max=deg)
 
 
 @pytest.mark.parametrize("deg", [1, 2, 5, 6, 7, 9, 16, 33, 300])
@@ -190,24 +211,53 @@ def test_draw_without_replacement_equals_stepwise_floyd(deg: int) -> None:
     """The pointer-doubling resolution of "t taken before?" gives exactly the picks of the sequential
     algorithm on the same uniforms, for every fan-out from 1 to above the degree. With k near deg most
     draws land on an earlier step's j, so chains are long; the many small segments make chains of the
-    longest possible length occur, so one doubling round too few fails here."""
-    k = torch.arange(1, deg + 3).repeat(600 if deg <= 9 else 40)
-    num_segments = k.numel()
-    start = torch.arange(num_segments) * deg + 7  # segments need not start at slot 0
-    stamps = stamps_for(num_segments * deg + 7)
-    every_slot = torch.arange(num_segments * deg + 7)
-    for steps in (3, 300):  # stale uint8 and int32 stamps from earlier calls must not matter
-        stamps.repeats(every_slot, torch.zeros(every_slot.numel(), dtype=torch.int32), steps)
+    longest possible length occur (the next test shows that one doubling round too few fails)."""
+    start, k, count = stepwise_case(deg)
+    stamps = stamps_for(int(start[-1]) + deg)
+    every_slot = torch.arange(stamps.num_slots)
+    for _ in range(2):  # stale stamps from earlier calls must not matter
+        stamps.repeat_gap(every_slot, torch.arange(every_slot.numel()))
     row, slot = _ops.sample_without_replacement(start, torch.full_like(k, deg), k, gen(5), stamps)
-    count = torch.clamp(k, max=deg)
-    # The kernel draws one float64 uniform per pick, segment by segment, step by step.
-    uniforms = torch.rand(int(count.sum()), generator=gen(5), dtype=torch.float64).tolist()
-    want, at = [], 0
-    for c in count.tolist():
-        want += floyd_reference(deg, c, uniforms[at : at + c])
-        at += c
+    assert slot.dtype == torch.int32
     assert torch.equal(row, torch.repeat_interleave(count))
-    assert (slot - start[row]).tolist() == want
+    assert slot.tolist() == stepwise_floyd_slots(start, deg, count, 5)
+
+
+@pytest.mark.parametrize(("deg", "take_all_segments"), [(3, 0), (5, 0), (9, 0), (16, 3000)])
+def test_one_doubling_round_too_few_breaks_the_draw(deg: int, take_all_segments: int) -> None:
+    """Guard the guard: understating the largest count by enough to drop one pointer-doubling round
+    makes the draw differ from the sequential algorithm, so the test above would catch a round too few;
+    overstating it only adds rounds, with the same picks. Chains long enough to need a 4th round are
+    rare, so deg 16 adds 3,000 segments with k = deg, where every draw continues a chain."""
+    start, _, count = stepwise_case(deg)
+    count = torch.cat([count, torch.full((take_all_segments,), deg)])
+    start = torch.cat([start, int(start[-1]) + deg * (1 + torch.arange(take_all_segments))])
+    stop, deg_plus_one = (start + deg).int(), torch.full_like(start, deg + 1).int()
+    want = stepwise_floyd_slots(start, deg, count, 5)
+    rounds = (deg - 2).bit_length()
+    fewer = 1 << (rounds - 1)  # ceil(log2(fewer)) = rounds - 1, so max_count = fewer + 1 runs one less
+    for max_count, equal in [(deg, True), (deg + 40, True), (fewer + 1, False)]:
+        stamps = stamps_for(int(stop[-1]))
+        _, slot = _ops.floyd_draw(count.int(), stop, deg_plus_one, max_count, gen(5), stamps)
+        assert (slot.tolist() == want) is equal, max_count
+
+
+def test_draw_without_replacement_wide_fallbacks_match_int32(monkeypatch) -> None:
+    """Graphs with 2**31 slots or more draw with long slots, and batches whose pointer arithmetic could
+    overflow int32 use long pointers: same picks as the int32 path on the same uniforms."""
+    deg = 16
+    start, k, count = stepwise_case(deg)
+    deg_t = torch.full_like(k, deg)
+    num_slots = int(start[-1]) + deg
+    row32, slot32 = _ops.sample_without_replacement(start, deg_t, k, gen(5), stamps_for(num_slots))
+    monkeypatch.setattr(_ops, "_INT32_MAX", num_slots - 1)  # too few bits for the slots and pointers
+    row64, slot64 = _ops.sample_without_replacement(start, deg_t, k, gen(5), stamps_for(num_slots))
+    assert slot32.dtype == torch.int32 and slot64.dtype == torch.long
+    assert torch.equal(row32, row64) and torch.equal(slot32.long(), slot64)
+    # int32 slots with long pointers (the pointer bound alone exceeds the patched limit).
+    stop, deg_plus_one = (start + deg).int(), torch.full_like(start, deg + 1).int()
+    row, slot = _ops.floyd_draw(count.int(), stop, deg_plus_one, deg, gen(5), stamps_for(num_slots))
+    assert slot.dtype == torch.int32 and torch.equal(row, row32) and torch.equal(slot, slot32)
 
 
 def test_draw_without_replacement_is_reproducible_and_skips_zero_fanouts() -> None:
@@ -235,19 +285,18 @@ def test_take_all_returns_the_full_neighbourhood(graph) -> None:
 
 def test_slot_stamps_find_repeats_without_reset() -> None:
     stamps = stamps_for(10)
-    # Two segments: slots 0..4 (steps 0..3) and 5..9 (steps 0..1).
-    slots, step = torch.tensor([3, 1, 3, 3, 9, 9]), torch.tensor([0, 1, 2, 3, 0, 1], dtype=torch.int32)
-    assert stamps.repeats(slots, step, 4).tolist() == [False, False, True, True, False, True]
-    # The next calls see only their own repeats, though the buffer holds the earlier stamps; the uint8
-    # codes run out after 255 // 4 calls, so the buffer gets refilled on the way.
-    for _ in range(100):
-        again = stamps.repeats(torch.tensor([1, 3, 4, 4]), torch.tensor([0, 1, 2, 3], dtype=torch.int32), 4)
-        assert again.tolist() == [False, False, False, True]
-    # Segments of more than 255 steps switch to int32 stamps.
-    wide = stamps_for(400)
-    slots = torch.cat([torch.arange(300), torch.tensor([7, 299])])
-    repeated = wide.repeats(slots, torch.arange(302, dtype=torch.int32), 302)
-    assert repeated.tolist() == [False] * 300 + [True, True]
+    # Two segments: slots 0..4 (positions 0..3) and 5..9 (positions 4..5).
+    slots, position = torch.tensor([3, 1, 3, 3, 9, 9]), torch.arange(6)
+    assert stamps.repeat_gap(slots, position).tolist() == [0, 0, 2, 3, 0, 1]
+    # The next calls see only their own repeats, though the buffer holds the earlier stamps.
+    for _ in range(3):
+        again = stamps.repeat_gap(torch.tensor([1, 3, 4, 4], dtype=torch.int32), torch.arange(4))
+        assert again.tolist() == [0, 0, 0, 1]
+    # Once the int32 codes run out the buffer is refilled, and stale stamps still do not matter.
+    stamps._top = torch.iinfo(torch.int32).max - 2
+    assert stamps.repeat_gap(torch.tensor([1, 3, 4, 4]), torch.arange(4)).tolist() == [0, 0, 0, 1]
+    assert stamps._top == 4
+    assert stamps.repeat_gap(torch.tensor([4, 1, 4]), torch.arange(3)).tolist() == [0, 0, 2]
 
 
 def test_replacement_keeps_duplicates_and_covers_low_degree() -> None:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from recsci.graph.sampling import (
+    Adjacency,
     DegreePowerFanout,
     DirectedCSR,
     FanoutSchedule,
@@ -15,6 +16,7 @@ from recsci.graph.sampling import (
     WalkFill,
     _ops,
 )
+from recsci.graph.sampling import csr as csr_module
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -135,6 +137,62 @@ def test_raw_draw_is_the_first_hop_of_sample(graph) -> None:
     sub = sampler.sample(csr, seeds, gen(6))
     hop0 = sub.edge_ids[: sub.num_sampled_edges[0]]
     assert torch.equal(hop0, d.edge_id)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_wide_graph_fallbacks_draw_the_same_edges(graph, monkeypatch, replace: bool) -> None:
+    """A graph whose ids need more than 31 bits keeps long slot tables and gathers neighbour and edge
+    ids apart instead of as packed int32 pairs: the same draws on the same uniforms."""
+    edge_index, csr = graph
+    sampler = NeighborSampler(DegreePowerFanout(c=30, gamma=-0.5, k_min=2, k_max=15), 2, "both", replace)
+    seeds = torch.randperm(400, generator=gen(1))[:60]
+    packed = sampler.sample(csr, seeds, gen(2))
+    assert csr.slot_tables("in").packed is not None and csr.slot_tables("in").stop.dtype == torch.int32
+    monkeypatch.setattr(csr_module, "_INT32_MAX", 399)  # fewer than num_nodes and num_edges
+    wide_csr = DirectedCSR.from_edge_index(edge_index, 400)
+    wide = sampler.sample(wide_csr, seeds, gen(2))
+    assert wide_csr.slot_tables("in").packed is None and wide_csr.slot_tables("in").stop.dtype == torch.long
+    assert torch.equal(packed.nodes, wide.nodes) and torch.equal(packed.edge_index, wide.edge_index)
+    assert torch.equal(packed.edge_ids, wide.edge_ids)
+    slot = torch.tensor([0, 5, 5, csr.num_edges - 1])
+    for side in ("in", "out"):
+        adj = csr.side(side)
+        for g in (csr, wide_csr):
+            neighbor, edge_id = g.gather_slots(side, slot)
+            assert torch.equal(neighbor, adj.neighbor[slot]) and torch.equal(edge_id, adj.edge_id[slot])
+            assert neighbor.dtype == edge_id.dtype == torch.long
+
+
+def test_packed_slot_ids_round_trip_at_31_bits() -> None:
+    """The packed (edge id, neighbour) words give back ids up to 2**31 - 1 exactly."""
+    big = 2**31 - 1
+    adj = Adjacency(
+        ptr=torch.tensor([0, 3]),
+        neighbor=torch.tensor([0, big, 5]),
+        edge_id=torch.tensor([big, 0, big - 1]),
+        degree=torch.tensor([3]),
+    )
+    csr = DirectedCSR(num_nodes=1, out=adj, inc=adj)
+    assert csr.slot_tables("out").packed is not None
+    neighbor, edge_id = csr.gather_slots("out", torch.tensor([2, 1, 0, 1], dtype=torch.int32))
+    assert neighbor.tolist() == [5, big, 0, big] and edge_id.tolist() == [big - 1, 0, big, 0]
+
+
+def test_distinct_count_table_bounds_the_frontier(graph) -> None:
+    """Without replacement the tabulated count is min(k, deg) per node, and its bound (which sets the
+    doubling rounds) is the largest count over all nodes; a custom schedule gets its frontier's."""
+    _, csr = graph
+    schedule = DegreePowerFanout(c=30, gamma=-0.5, k_min=2, k_max=15)
+    sampler = NeighborSampler(schedule, 2, "in")
+    deg = csr.in_degree
+    for hop in range(2):
+        want = torch.minimum(schedule(hop, deg), deg)
+        frontier = torch.tensor([5, 0, 399])
+        count, bound = sampler._distinct_count(csr, frontier, "in", hop)
+        assert count.tolist() == want[frontier].tolist() and bound == int(want.max())
+    custom = NeighborSampler(_CountingSchedule(), 1, "in")
+    count, bound = custom._distinct_count(csr, frontier, "in", 0)
+    assert count.tolist() == torch.clamp(deg[frontier], max=2).tolist() and bound == int(count.max())
 
 
 def test_claim_new_keeps_first_occurrences() -> None:

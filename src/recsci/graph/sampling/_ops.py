@@ -10,7 +10,9 @@ Speed notes (torch 2.13 CPU, one thread; see experiments/bench/README.md): the k
 slower than ``x.index_select(0, idx)``); duplicates are found through persistent buffers indexed by
 node or slot id instead. Per-op dispatch (a few us) dominates at sampler batch sizes, so the kernels
 aim at a small number of tensor ops that does not grow with the fan-out: the draw without
-replacement runs ``ceil(log2(max fan-out - 1))`` rounds of a fixed op count, not a loop over steps.
+replacement runs ``ceil(log2(max fan-out - 1))`` rounds of one gather, not a loop over steps. Per-pick
+arithmetic is int32 where exact (int64 elementwise ops cost 2-3x as much per element here) and
+contiguous (strided operands cost ~3x).
 """
 
 from __future__ import annotations
@@ -21,50 +23,49 @@ from torch import Tensor
 # Value of an unmarked entry in a slot scratch buffer (see :func:`first_occurrence`).
 SENTINEL = torch.iinfo(torch.long).max
 
-# Largest int32: slot ids up to it fit the draw's int32 arithmetic.
+# Largest int32: slot ids, positions and pointers up to it fit the draw's int32 arithmetic.
 _INT32_MAX = torch.iinfo(torch.int32).max
 
 
 class SlotStamps:
-    """Finds repeated slots within segments through per-slot stamp buffers never cleared between calls.
+    """Finds repeated slots within segments through a per-slot stamp buffer never cleared between calls.
 
-    A call stamps each position's slot, by a scatter-max, with a code that decreases with the position's
-    step within its segment and exceeds every stamp already in the buffer: a slot then holds the code of
-    its first step in this call (segments own disjoint slots), so a position whose own code differs
-    repeats an earlier step. Stamps left by earlier calls (or by a call an error interrupted) are below
-    any new code, so nothing is reset per call. The codes only need to tell the steps of one call apart,
-    so calls with at most 255 steps per segment use uint8 stamps (``num_slots`` bytes, as small as a bool
-    mask; the repeat check is ~1/4 of the draw on a 1 M-edge graph, and int32 stamps made the whole draw
-    5-7% slower), refilled once the codes run out, every ``255 // steps`` calls (a fill of ``num_slots``
-    bytes); wider calls use an int32 buffer, created when first needed.
+    A call stamps each position's slot, by a scatter-max, with a code that decreases with the position
+    and exceeds every stamp already in the buffer: a slot then holds the code of the first position of
+    this call that drew it (segments own disjoint slots), so comparing codes gives each position's gap
+    to the first position of its segment with the same slot (0 for a first occurrence). Stamps left by
+    earlier calls (or by a call an error interrupted) are below any new code, so nothing is reset per
+    call. Codes are int32 (``num_slots`` * 4 bytes, created on first use); the buffer is refilled only
+    once the codes run out, after ``2**31`` positions in all.
     """
 
     def __init__(self, num_slots: int, device: torch.device) -> None:
-        """Stamps for ``num_slots`` slots on ``device`` (buffers are created on first use)."""
+        """Stamps for ``num_slots`` slots on ``device`` (the buffer is created on first use)."""
         self.num_slots, self.device = num_slots, device
-        self._buffers: dict[torch.dtype, Tensor] = {}
-        self._top: dict[torch.dtype, int] = {}  # largest code handed out so far, per buffer
+        self._buffer: Tensor | None = None
+        self._top = 0  # largest code handed out so far
 
-    def repeats(self, slots: Tensor, step: Tensor, num_steps: int) -> Tensor:
-        """Mask of the positions whose slot occurs at an earlier step of the same segment.
+    def repeat_gap(self, slots: Tensor, position: Tensor) -> Tensor:
+        """For every position, how far (in positions) it lies after the first position with its slot.
 
-        ``slots`` (long) are the slots of the positions, ``step`` (int) the index of each position within
-        its segment, all below ``num_steps``; positions with equal slots must belong to one segment.
+        ``slots`` (int32 or long) are the slots drawn at positions ``position`` (``0 .. n - 1`` in
+        order, int32 or long); positions with equal slots must belong to one segment. A gap of 0 marks
+        the first occurrence of a slot, a positive gap a repeat. Returns int32.
         """
-        dtype = torch.uint8 if num_steps <= 255 else torch.int32
-        limit = torch.iinfo(dtype).max
-        if num_steps > limit:
-            raise ValueError(f"SlotStamps: at most {limit} steps per segment, got {num_steps}")
-        buffer, top = self._buffers.get(dtype), self._top.get(dtype, 0)
-        if buffer is None:
-            buffer = self._buffers[dtype] = torch.zeros(self.num_slots, dtype=dtype, device=self.device)
-        if top > limit - num_steps:  # codes used up: start again from a clean buffer
-            buffer.zero_()
-            top = 0
-        base = self._top[dtype] = top + num_steps  # codes base - step lie in top + 1 .. base
-        code = (base - step).to(dtype)
-        buffer.scatter_reduce_(0, slots, code, reduce="amax")
-        return buffer.index_select(0, slots) != code
+        num = slots.numel()
+        if num > _INT32_MAX:
+            raise ValueError(f"SlotStamps: at most {_INT32_MAX} positions per call, got {num}")
+        if self._buffer is None:
+            self._buffer = torch.zeros(self.num_slots, dtype=torch.int32, device=self.device)
+        if self._top > _INT32_MAX - num:  # codes used up: start again from a clean buffer
+            self._buffer.zero_()
+            self._top = 0
+        self._top += num  # codes top - position lie in (old top, top]
+        code = torch.sub(self._top, position)
+        if code.dtype != torch.int32:
+            code = code.int()
+        self._buffer.scatter_reduce_(0, slots.long(), code, reduce="amax")
+        return self._buffer.index_select(0, slots).sub_(code)
 
 
 def expand_segments(count: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,66 +121,87 @@ def sample_without_replacement(
 ) -> tuple[Tensor, Tensor]:
     """``min(k[i], deg[i])`` distinct slots per segment, each subset of that size equally likely.
 
+    Convenience form of :func:`floyd_draw` for per-segment ``start``, ``deg`` and fan-out ``k`` (long);
+    the sampler calls :func:`floyd_draw` with precomputed tables instead. ``slot`` is int32 when the
+    slots fit (``stamps.num_slots <= 2**31 - 1``), else long.
+    """
+    dtype = torch.int32 if stamps.num_slots <= _INT32_MAX else torch.long
+    count = torch.minimum(k, deg)
+    max_count = int(count.max()) if count.numel() else 0
+    return floyd_draw(
+        count.to(dtype), (start + deg).to(dtype), (deg + 1).to(dtype), max_count, generator, stamps
+    )
+
+
+def floyd_draw(
+    count: Tensor,
+    stop: Tensor,
+    deg_plus_one: Tensor,
+    max_count: int,
+    generator: torch.Generator | None,
+    stamps: SlotStamps,
+) -> tuple[Tensor, Tensor]:
+    """``count[i] <= deg[i]`` distinct slots per segment, each subset of that size equally likely.
+
+    Segment ``i`` covers the slots ``stop[i] - deg[i] .. stop[i] - 1`` (``deg_plus_one = deg + 1``);
+    ``count``, ``stop`` and ``deg_plus_one`` share one integer dtype (int32 when the slots fit: the
+    per-pick arithmetic, positions included, is then int32, ~2-3x cheaper per element than int64 on
+    CPU; the picks are materialised, so there are far fewer than 2**31 of them), and
+    ``max_count >= max(count)`` bounds the pointer-doubling rounds (any larger bound gives the same
+    result). Returns ``(row, slot)``: ``row`` (long) lists the picks segment by segment, ``count[i]``
+    consecutive picks each; ``slot`` has the dtype of ``stop``.
+
     Floyd's algorithm draws a uniform ``c``-subset of ``0 .. d - 1`` exactly, with no retries: for the
     steps ``j = d - c, ..., d - 1`` draw ``t`` uniform in ``0 .. j`` and take ``t``, or ``j`` if ``t`` is
-    taken already. A hub costs ``O(c)``, not ``O(d)``, and a segment with ``k >= deg`` needs no branch of
-    its own: Floyd with ``c = d`` returns all ``d`` slots. Here every step of every segment is one *pick*,
-    all at once: ``row`` lists the picks segment by segment (``c`` consecutive picks per segment, step by
-    step), all ``t`` are drawn up front, and only "was ``t`` taken before this step?" is sequential.
-    It is decided without a loop over steps:
+    taken already. A hub costs ``O(c)``, not ``O(d)``, and ``c = d`` (take-all) needs no branch of its
+    own: Floyd with ``c = d`` returns all ``d`` slots. Here every step of every segment is one *pick*,
+    all at once, with ``t = j - w`` for ``w = floor(u * (j + 1))`` (one float64 uniform ``u`` per
+    pick); only "was ``t`` taken before this step?" is sequential. It is decided without a loop over
+    steps:
 
     - ``t`` was taken before step ``m`` iff it equals an earlier ``t`` of the segment (a repeated slot,
       found in one scatter of stamps, see :class:`SlotStamps`) or it is the ``j`` of an earlier step
-      ``p`` (``t >= d - c``, ``p = t - (d - c) < m``) and step ``p`` took its ``j``, i.e. ``t_p`` was taken
-      before step ``p``. (If ``t_p = j_p``, step ``p`` took ``t_p`` and ``t_m = t_p`` is a repeat.)
-    - So "taken" is an OR along the chain ``m -> p -> ...`` of strictly earlier steps; pointer doubling
-      resolves all chains in ``ceil(log2(max c - 1))`` rounds of three ops, whatever the draws.
+      ``p = m - w >= 0`` and step ``p`` took its ``j``, i.e. ``t_p`` was taken before step ``p``. (If
+      ``w = 0``, ``t = j`` is new and points at the pick itself.)
+    - So "taken" is "a repeat somewhere along the chain ``m -> p -> ...`` of strictly earlier steps".
+      Each pick holds one pointer: to a sentinel index if it is a repeat itself, else to its chain's
+      next pick (picks without one point at their segment's step 0, never taken). The sentinel points
+      at itself, so ``ceil(log2(max count - 1))`` rounds of ``pointer = pointer[pointer]`` (one gather
+      each) leave exactly the picks whose chain meets a repeat pointing at the sentinel.
 
-    Picks whose ``t`` cannot point at an earlier step point at the segment's first pick, whose "taken"
-    is always False, so the OR is unaffected. ``stamps`` is the graph's slot stamp buffer (see
-    :meth:`DirectedCSR.borrow_slot_stamps`). ``row`` is long; ``slot`` is int32 when the graph has
-    fewer than 2**31 slots (an index either way). Cost: ~30 tensor ops over the picks plus 3 per round
-    (4 rounds for fan-outs of 10..17), where a loop over steps costs ~3 ops per step of the largest
-    fan-out plus a separate take-all branch.
+    Cost: ~25 tensor ops over the picks plus one gather per round (4 rounds for counts of 10..17).
     """
-    count = torch.minimum(k, deg)
-    row = torch.repeat_interleave(count)
-    num_picks = row.numel()
+    dtype, device = stop.dtype, stop.device
+    end = torch.cumsum(count, 0, dtype=dtype)  # one past each segment's last pick
+    num_picks = int(end[-1]) if end.numel() else 0
     if num_picks == 0:
-        return row, row
-    device = row.device
-    # A chain visits distinct steps and ends at a pick whose "taken" is False (step 0, or a pick that
-    # points at itself or at step 0), so it has at most max(count) - 1 picks that matter: pointer
-    # doubling covers them in ceil(log2(max(count) - 1)) rounds.
-    max_count = int(count.max())
-    rounds = max(max_count - 2, 0).bit_length()
-    # int32 for the per-pick arithmetic: half the memory traffic of int64, measurably faster at these
-    # sizes. Positions and steps fit (picks are materialised, far below 2**31); slots fit when the
-    # graph has fewer than 2**31 slots, else they stay int64. Scatter indices must be int64.
-    slot_dtype = torch.int32 if stamps.num_slots <= _INT32_MAX else torch.long
-    end = torch.cumsum(count, 0)  # one past the position of each segment's last pick
-    first = end - count  # position of each segment's first pick
-    # Pick at position i of a segment with first pick f runs step j = (d - c) + (i - f) = offset + i,
-    # offset = d - c - f = d - end.
-    offset = (deg - end).int()
-    position = torch.arange(num_picks, dtype=torch.int32, device=device)
-    pick_offset = offset.index_select(0, row)
-    step = pick_offset + position
+        return torch.zeros(0, dtype=torch.long, device=device), stop.new_empty(0)
+    # With output_size, repeat_interleave skips its own cumsum, sync and sign check (~40% faster here).
+    row = torch.repeat_interleave(count, output_size=num_picks)
+    # Pick at position i of a segment with first pick f = end - c runs step m = i - f and draws below
+    # j + 1 = d - c + m + 1 = (d + 1 - end) + i; the slot of its j is start + j = (stop - end) + i.
+    position = torch.arange(num_picks, dtype=dtype, device=device)
+    bound = (deg_plus_one - end).index_select(0, row).add_(position)
+    j_slot = (stop - end).index_select(0, row).add_(position)
     # float64 uniforms: floor(u * (j + 1)) <= j without a clamp, see _uniform_below.
     u = torch.rand(num_picks, generator=generator, dtype=torch.float64, device=device)
-    draw = u.mul_(step + 1).int()
-    pick_start = start.to(slot_dtype).index_select(0, row)
-    draw_slot = pick_start + draw
-    # Step p = draw - (d - c) sits at position f + p = draw - offset; earlier than the segment (draw below
-    # d - c: no step's j) means "no chain", sent to the first pick instead.
-    pick_first = first.int().index_select(0, row)
-    chain = torch.maximum(draw - pick_offset, pick_first)
-    taken = stamps.repeats(draw_slot.long(), position - pick_first, max_count)
-    for r in range(rounds):
-        if r:
-            chain = chain.index_select(0, chain)
-        taken |= taken.index_select(0, chain)
-    return row, torch.where(taken, pick_start.add_(step), draw_slot)
+    back = u.mul_(bound).to(dtype)  # w: the draw is t = j - w, uniform in 0 .. j like w
+    draw_slot = j_slot - back
+    # Step p = m - w sits at position i - w; w > m (t below d - c: no step's j) means no chain, sent to
+    # the segment's first pick, whose step 0 is never taken.
+    chain = torch.maximum(position - back, (end - count).index_select(0, row))
+    gap = stamps.repeat_gap(draw_slot, position)
+    # pointer = chain, or the sentinel num_picks for a repeat (gap >= 1): min(chain + gap * n, n).
+    if (max_count + 1) * (num_picks + 1) > _INT32_MAX:  # gap * num_picks could overflow int32
+        chain, gap = chain.long(), gap.long()
+    pointer = torch.full((num_picks + 1,), num_picks, dtype=chain.dtype, device=device)
+    torch.add(chain, gap, alpha=num_picks, out=pointer[:num_picks])
+    pointer.clamp_max_(num_picks)
+    for _ in range(max(max_count - 2, 0).bit_length()):
+        pointer = pointer.index_select(0, pointer)
+    # -1 for picks that keep their draw t (pointer below the sentinel), 0 for those that take j.
+    keeps_draw = pointer[:num_picks].sub_(num_picks).clamp_min_(-1)
+    return row, j_slot.addcmul_(back, keeps_draw if keeps_draw.dtype == dtype else keeps_draw.to(dtype))
 
 
 def _uniform_below(bound: Tensor, generator: torch.Generator | None) -> Tensor:

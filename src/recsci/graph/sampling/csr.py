@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -14,6 +14,11 @@ from recsci.graph.edge_set import EdgeSet
 from recsci.graph.sampling._ops import SENTINEL, SlotStamps
 
 Side = Literal["in", "out"]
+T = TypeVar("T")
+
+# Largest id (node or edge) that int32 holds.
+_INT32_MAX = torch.iinfo(torch.int32).max
+_LOW_32_BITS = 2**32 - 1
 
 # Entries kept by DirectedCSR.cached (fan-out tables: one per schedule, side and hop); oldest go first.
 CACHE_SIZE = 16
@@ -33,6 +38,19 @@ class Adjacency:
     degree: Tensor  # [num_nodes] long
 
 
+@dataclass(frozen=True)
+class SlotTables:
+    """Per-node slot bounds of one :class:`Adjacency` side in the draw's integer dtype, and its slots'
+    (neighbour, edge id) pairs packed for one gather; built once per graph and side (see
+    :meth:`DirectedCSR.slot_tables`)."""
+
+    stop: Tensor  # [num_nodes] one past each node's last slot (ptr[1:])
+    deg_plus_one: Tensor  # [num_nodes] degree + 1
+    # [num_edges] int64 words edge_id * 2**32 + neighbour, one per slot; None when ids need more than
+    # 31 bits.
+    packed: Tensor | None
+
+
 @dataclass
 class DirectedCSR:
     """A directed graph stored twice: out-neighbours (CSR, by source) and in-neighbours (CSC, by target).
@@ -44,9 +62,10 @@ class DirectedCSR:
     The object also owns three reusable scratch buffers that :class:`~recsci.graph.sampling.NeighborSampler`
     borrows to find duplicates without sorting: a global->local id map (``num_nodes`` longs, all ``-1``
     between calls), a slot buffer (``num_edges`` longs, all ``SENTINEL`` between calls) and slot stamps
-    (``num_edges`` bytes, never reset, see ``_ops.SlotStamps``), the last two created on first use, and
-    a small cache of per-node tables (:meth:`cached`, e.g. fan-outs). They make sampling not
-    thread-safe on one graph object (DataLoader worker *processes* are fine, each has its own copy).
+    (``num_edges`` int32, never reset, see ``_ops.SlotStamps``), the last two created on first use,
+    per-side :class:`SlotTables` (:meth:`slot_tables`) and a small cache of per-node tables
+    (:meth:`cached`, e.g. fan-outs). They make sampling not thread-safe on one graph object
+    (DataLoader worker *processes* are fine, each has its own copy).
     """
 
     num_nodes: int
@@ -55,7 +74,8 @@ class DirectedCSR:
     _local_map: Tensor | None = field(default=None, repr=False)
     _slot_scratch: Tensor | None = field(default=None, repr=False)
     _slot_stamps: SlotStamps | None = field(default=None, repr=False)
-    _cache: dict[Hashable, Tensor] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
+    _slot_tables: dict[Side, SlotTables] = field(default_factory=dict, repr=False, compare=False)
     _edge_set: EdgeSet | None = field(default=None, repr=False)
 
     @classmethod
@@ -145,7 +165,36 @@ class DirectedCSR:
             self._slot_stamps = SlotStamps(self.num_edges, self.device)
         return self._slot_stamps
 
-    def cached(self, key: Hashable, build: Callable[[], Tensor]) -> Tensor:
+    def slot_tables(self, side: Side) -> SlotTables:
+        """The :class:`SlotTables` of ``side``, built on first use.
+
+        int32 when the graph has fewer than 2**31 slots (else long), so the draw's per-pick arithmetic
+        can run in int32. The packed pairs cost ``num_edges`` * 8 bytes per side and turn the draw's
+        two random-access gathers (neighbour, edge id) into one.
+        """
+        tables = self._slot_tables.get(side)
+        if tables is None:
+            adj = self.side(side)
+            dtype = torch.int32 if self.num_edges <= _INT32_MAX else torch.long
+            packed = None
+            if self.num_edges <= _INT32_MAX and self.num_nodes <= _INT32_MAX:
+                packed = (adj.edge_id << 32) | adj.neighbor
+            tables = SlotTables(adj.ptr[1:].to(dtype), (adj.degree + 1).to(dtype), packed)
+            self._slot_tables[side] = tables
+        return tables
+
+    def gather_slots(self, side: Side, slot: Tensor) -> tuple[Tensor, Tensor]:
+        """``(neighbour, edge id)`` (long) of the adjacency slots ``slot`` (int32 or long) of ``side``."""
+        packed = self.slot_tables(side).packed
+        if packed is None:
+            adj = self.side(side)
+            return adj.neighbor.index_select(0, slot), adj.edge_id.index_select(0, slot)
+        # One 8-byte gather per slot fetches both ids (one random access instead of two); two
+        # elementwise ops split them.
+        word = packed.index_select(0, slot)
+        return word & _LOW_32_BITS, word >> 32
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
         """Return ``build()``, computed once per ``key`` for this graph.
 
         For tables that depend only on the graph and on ``key`` (e.g. a schedule's fan-out of every node

@@ -95,10 +95,9 @@ class NeighborSampler:
     The frontier of hop ``h + 1`` is the set of nodes first reached at hop ``h``; nodes already in the
     subgraph are linked to but never re-expanded. Fully vectorised: the only Python loop is over hops.
     :meth:`draw` is one hop's neighbour draw on its own (global ids, no relabelling); :meth:`sample`
-    chains it over hops and relabels the result into a local subgraph. Without replacement a node with
-    ``k < deg`` is sampled by Floyd's algorithm (cost ``O(k)``, so hubs never materialise all their
-    neighbours);
-    see ``experiments/bench/README.md`` for timings.
+    chains it over hops and relabels the result into a local subgraph. Without replacement every node
+    is sampled by Floyd's algorithm (cost ``O(min(k, deg))``, so hubs never materialise all their
+    neighbours); see ``experiments/bench/README.md`` for timings.
     """
 
     def __init__(
@@ -168,16 +167,26 @@ class NeighborSampler:
         fill; no deduplication of reached nodes and no relabelling. ``frontier`` must hold distinct,
         valid node ids (``long``, on the graph's device); unlike :meth:`sample` this is not checked.
         """
-        adj = graph.side(side)
-        k = self._fanout(graph, frontier, side, hop)
-        start, deg = adj.ptr.index_select(0, frontier), adj.degree.index_select(0, frontier)
         if self.replace:
+            adj = graph.side(side)
+            k = self._fanout(graph, frontier, side, hop)
+            start, deg = adj.ptr.index_select(0, frontier), adj.degree.index_select(0, frontier)
             row, slot = _ops.sample_with_replacement(start, deg, k, generator)
         else:
-            row, slot = _ops.sample_without_replacement(start, deg, k, generator, graph.borrow_slot_stamps())
-        out = NeighborDraw(row, adj.neighbor.index_select(0, slot), adj.edge_id.index_select(0, slot))
+            count, max_count = self._distinct_count(graph, frontier, side, hop)
+            tables = graph.slot_tables(side)
+            row, slot = _ops.floyd_draw(
+                count,
+                tables.stop.index_select(0, frontier),
+                tables.deg_plus_one.index_select(0, frontier),
+                max_count,
+                generator,
+                graph.borrow_slot_stamps(),
+            )
+        out = NeighborDraw(row, *graph.gather_slots(side, slot))
         if self.walk_fill is not None and hop == 0:
             # Nodes whose direct neighbourhood is smaller than their budget: top it up from walks.
+            k = self._fanout(graph, frontier, side, hop)
             fill_row, fill_other, fill_weight = self.walk_fill.fill(graph, frontier, side, k, generator)
             # Distinct negative ids keep virtual edges apart from real ones (and from each other).
             virtual_id = -1 - self._virtual_ids(fill_row.numel(), frontier.device)
@@ -286,6 +295,34 @@ class NeighborSampler:
             return self._checked_fanout(graph, frontier, side, hop)
         every_node = partial(self._checked_fanout, graph, None, side, hop)
         return graph.cached(("fanout", key, side, hop), every_node).index_select(0, frontier)
+
+    def _distinct_count(
+        self, graph: DirectedCSR, frontier: Tensor, side: Side, hop: int
+    ) -> tuple[Tensor, int]:
+        """Picks per frontier node without replacement, ``min(k, deg)``, in the graph's slot dtype, and a
+        bound on their maximum (it sets the draw's pointer-doubling rounds).
+
+        Tabulated like :meth:`_fanout`: one gather per draw, and the bound is the table's maximum over
+        every node, so no per-draw reduction and sync (a frontier with smaller counts only runs a
+        round or two more, with the same result).
+        """
+        key = self.schedule.table_key()
+        if key is None:
+            return self._counts_of(graph, frontier, side, hop)
+        every_node = partial(self._counts_of, graph, None, side, hop)
+        table, max_count = graph.cached(("distinct count", key, side, hop), every_node)
+        return table.index_select(0, frontier), max_count
+
+    def _counts_of(
+        self, graph: DirectedCSR, nodes: Tensor | None, side: Side, hop: int
+    ) -> tuple[Tensor, int]:
+        """``min(k, deg)`` of ``nodes`` (``None``: every node) in the slot dtype, and its maximum."""
+        deg = graph.side(side).degree
+        count = torch.minimum(
+            self._checked_fanout(graph, nodes, side, hop),
+            deg if nodes is None else deg.index_select(0, nodes),
+        )
+        return count.to(graph.slot_tables(side).stop.dtype), int(count.max()) if count.numel() else 0
 
     def _checked_fanout(self, graph: DirectedCSR, nodes: Tensor | None, side: Side, hop: int) -> Tensor:
         """Ask the schedule for the fan-outs of ``nodes`` (``None``: every node) and check the answer
