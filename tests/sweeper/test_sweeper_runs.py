@@ -69,6 +69,38 @@ def test_in_memory_sweep_runs_exactly_n_trials_and_best_overrides_rerun(
     assert rerun_loss == pytest.approx(results["best_value"])
 
 
+@pytest.mark.parametrize("reuse", [True, False])
+def test_repeated_proposals_reuse_the_complete_twin(run_app: RunApp, tmp_path: Path, reuse: bool) -> None:
+    # Two categorical values, six trials: the sampler must repeat itself at least four times.
+    run_app(
+        "choice=a,b",
+        "y=range(0,1)",
+        "hydra.sweeper.n_trials=6",
+        "hydra.sweeper.n_jobs=1",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=0",
+        f"hydra.sweeper.reuse_duplicates={str(reuse).lower()}",
+        "hydra.sweeper.storage=study.log",
+    )
+    study = load_study(journal(tmp_path / "study.log"))
+    assert states(study)["COMPLETE"] == 6
+    job_dirs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
+    twins = [trial for trial in study.trials if "duplicate_of" in trial.user_attrs]
+    if not reuse:
+        assert len(job_dirs) == 6 and not twins
+        return
+    # One job per distinct (choice, y), every other trial closed with its twin's value and output dir.
+    distinct = {tuple(sorted(trial.params.items())) for trial in study.trials}
+    assert len(job_dirs) == len(distinct) <= 4
+    assert len(twins) == 6 - len(distinct) >= 2
+    for trial in twins:
+        original = study.trials[trial.user_attrs["duplicate_of"]]
+        assert original.number < trial.number and "duplicate_of" not in original.user_attrs
+        assert original.params == trial.params
+        assert trial.value == original.value
+        assert trial.user_attrs["output_dir"] == original.user_attrs["output_dir"]
+
+
 def test_sqlite_resume_continues_to_the_total_budget(run_app: RunApp, tmp_path: Path) -> None:
     storage = "sqlite:///study.db"  # relative: resolved against the launch directory (tmp_path)
     run_app(*SPACE, f"hydra.sweeper.storage={storage}", "hydra.sweeper.n_trials=4", sweep_dir=tmp_path / "s1")

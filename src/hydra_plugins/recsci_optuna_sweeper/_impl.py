@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 KEY = "hydra.sweeper"
 SURPLUS_ATTR = "surplus"
+# User attr of a trial closed with the values of an earlier COMPLETE trial with the same overrides.
+DUPLICATE_OF_ATTR = "duplicate_of"
 # Hydra's default per-job subdir; replaced by the trial number so that workers sharing a sweep dir,
 # and restarts reusing one, never write into the same job directory.
 _DEFAULT_SUBDIR = "${hydra.job.num}"
@@ -76,6 +78,7 @@ class SweeperSettings:
     heartbeat_interval: int | None
     grace_period: int | None
     max_retries_failed: int
+    reuse_duplicates: bool = True
 
 
 @dataclass
@@ -132,6 +135,8 @@ class OptunaSweeperImpl:
             _check_positive_int(settings.heartbeat_interval, "heartbeat_interval")
         if settings.grace_period is not None:
             _check_positive_int(settings.grace_period, "grace_period")
+        if not isinstance(settings.reuse_duplicates, bool):
+            raise SweeperConfigError(f"{KEY}.reuse_duplicates must be true or false")
         objective_keys = parse_objective_keys(settings.objective, len(directions))
 
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -251,8 +256,30 @@ class OptunaSweeperImpl:
                     "optuna sweeper: trial %d is beyond the budget (another worker was faster)", trial.number
                 )
                 break
-            items.append(self._launch_item(plan, trial))
+            item = self._launch_item(plan, trial)
+            if self.settings.reuse_duplicates and (twin := _complete_twin(plan.study, item)) is not None:
+                self._reuse(plan, item, twin)
+                continue
+            items.append(item)
         return items
+
+    def _reuse(self, plan: _Plan, item: _LaunchItem, twin: FrozenTrial) -> None:
+        """Close a repeated proposal with its COMPLETE twin's values instead of running it again."""
+        trial = item.trial
+        trial.set_user_attr(DUPLICATE_OF_ATTR, twin.number)
+        for attr in ("output_dir", "metrics"):
+            if attr in twin.user_attrs:
+                trial.set_user_attr(attr, twin.user_attrs[attr])
+        outcome = TrialOutcome(TrialState.COMPLETE, values=list(twin.values))
+        frozen = self._tell(plan, trial, outcome)
+        log.info(
+            "optuna sweeper: trial %d repeats trial %d (%s): reused its value %s without running it "
+            "(hydra.sweeper.reuse_duplicates=false runs repeats)",
+            frozen.number,
+            twin.number,
+            " ".join(item.swept_overrides),
+            list(twin.values),
+        )
 
     def _ask(self, plan: _Plan) -> optuna.Trial:
         with warnings.catch_warnings():
@@ -506,6 +533,19 @@ def _plain(params: Any) -> dict[str, Any] | None:
     if isinstance(params, DictConfig):
         return OmegaConf.to_container(params, resolve=False)  # type: ignore[return-value]
     return dict(params)
+
+
+def _complete_twin(study: optuna.Study, item: _LaunchItem) -> FrozenTrial | None:
+    """The first COMPLETE trial launched with exactly the overrides ``item`` would be launched with.
+
+    Overrides, not params, decide: a study resumed with other fixed overrides (another dataset,
+    split or seed) shares params with earlier trials but not their jobs.
+    """
+    overrides = item.trial.user_attrs.get("overrides")
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.number != item.trial.number and trial.user_attrs.get("overrides") == overrides:
+            return trial
+    return None
 
 
 def _trial_id(trial: optuna.Trial) -> int:

@@ -113,6 +113,11 @@ class OptunaSweeperConf:
     # How many times a FAIL trial (job error, missing result, stale heartbeat) is re-run with the
     # same parameters before its parameters are given up.
     max_retries_failed: int = 1
+    # A proposal whose overrides equal those of a COMPLETE trial of the study (samplers repeat
+    # themselves in small categorical spaces) is not run again: it is recorded as COMPLETE with that
+    # trial's values (user attr `duplicate_of`). Right for seeded, deterministic jobs; set false when
+    # jobs draw their own seed and a repeat is a new measurement.
+    reuse_duplicates: bool = True
 
 
 def register_configs() -> None:

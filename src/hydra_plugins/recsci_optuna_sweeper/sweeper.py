@@ -35,6 +35,7 @@ class OptunaSweeper(Sweeper):
         heartbeat_interval: int | None = 60,
         grace_period: int | None = None,
         max_retries_failed: int = 1,
+        reuse_duplicates: bool = True,
     ) -> None:
         from ._impl import OptunaSweeperImpl, SweeperSettings
 
@@ -53,6 +54,7 @@ class OptunaSweeper(Sweeper):
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 max_retries_failed=max_retries_failed,
+                reuse_duplicates=reuse_duplicates,
             )
         )
 
