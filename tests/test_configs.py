@@ -71,4 +71,3 @@ def test_gpu_trainer_composes(tmp_path: Path) -> None:
 def test_every_data_option_composes(option: str, tmp_path: Path) -> None:
     cfg = compose_config([f"data={option}"], output_dir=tmp_path)
     assert cfg.data._target_
-

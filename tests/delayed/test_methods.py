@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from recsci.delayed.auxiliary import AuxiliaryModel
 from recsci.delayed.methods import (
     DEFUSE,
     DFM,
@@ -27,6 +28,7 @@ from recsci.delayed.methods import (
     fnw_weights,
     fsiw_weights,
     label_correction_weights,
+    split_positive_weights,
     weighted_bce,
 )
 from recsci.delayed.models import ConversionModel, FieldMLP
@@ -86,6 +88,28 @@ def test_label_correction_weights_by_hand() -> None:
     _approx(w_neg, [0.0, 0.0, 0.84])
 
 
+def test_split_positive_weights_by_hand() -> None:
+    label, kind = T([1.0, 1.0, 0.0]), T([FIRST, DELAYED_POSITIVE, FIRST])
+    w_pos, w_neg = split_positive_weights(
+        label, kind, z=T([0.3] * 3), scale=T([1.2] * 3), soft_share=T([0.25] * 3)
+    )
+    _approx(w_pos, [1.2, 0.9, 0.09])  # IP c; DP (1 - s) c = 0.75 * 1.2; negative s c z = 0.25 * 1.2 * 0.3
+    _approx(w_neg, [0.0, 0.0, 0.84])  # (1 - z) c
+
+
+@pytest.mark.parametrize(
+    ("share", "weights"),
+    [(0.0, "esdfm"), (0.2 / 1.2, defuse_weights), (1.0, label_correction_weights)],
+)
+def test_the_three_forms_are_members_of_the_split_family(share: float, weights) -> None:
+    label, kind = T([1.0, 1.0, 0.0, 0.0]), T([FIRST, DELAYED_POSITIVE, FIRST, FIRST])
+    z, p_dp = T([0.3, 0.3, 0.3, 0.6]), T([0.2] * 4)
+    split = split_positive_weights(label, kind, z, 1.0 + p_dp, torch.full_like(z, share))
+    expected = esdfm_weights(label, p_dp, 1.0 - z) if weights == "esdfm" else weights(label, kind, z, p_dp)
+    for got, want in zip(split, expected, strict=True):
+        _approx(got, want.tolist())
+
+
 def test_weighted_bce_by_hand() -> None:
     loss = weighted_bce(T([0.0, 0.0]), T([2.0, 0.0]), T([0.0, 1.0]))
     assert loss.item() == pytest.approx((2 * math.log(2) + math.log(2)) / 2)
@@ -133,6 +157,41 @@ def test_defuse_and_label_correction_are_unbiased(weights) -> None:
     label, kind, mass = _waiting_stream()
     w_pos, w_neg = weights(label, kind, torch.full_like(label, Z), torch.full_like(label, P_FN))
     assert _optimum(w_pos, w_neg, mass) == pytest.approx(P)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("scale", [1.0, 1.0 + P_FN])
+def test_every_split_of_the_positive_credit_is_unbiased(share: float, scale: float) -> None:
+    label, kind, mass = _waiting_stream()
+    w_pos, w_neg = split_positive_weights(
+        label, kind, torch.full_like(label, Z), torch.full_like(label, scale), torch.full_like(label, share)
+    )
+    assert _optimum(w_pos, w_neg, mass) == pytest.approx(P)
+
+
+def test_engagement_is_split_options() -> None:
+    label, kind = T([1.0, 1.0, 0.0]), T([FIRST, DELAYED_POSITIVE, FIRST])
+    batch = {"label": label, "kind": kind, "z": T([0.3] * 3), "p_dp": T([0.2] * 3)}
+    method = EngagementIS(dp=None, flip=None, form="soft_label", soft_share=0.5, weight_scale="one")
+    w_pos, w_neg = method.weights(torch.zeros(3), batch)
+    _approx(w_pos, [1.0, 0.5, 0.15])
+    _approx(w_neg, [0.0, 0.0, 0.7])
+    assert not method.uses_p_dp
+    # c = 1 with DEFUSE's rule (the DP record keeps 1) puts nothing on the soft term.
+    plain = EngagementIS(dp=None, flip=None, form="soft_label", weight_scale="one")
+    _approx(plain.weights(torch.zeros(3), batch)[0], [1.0, 1.0, 0.0])
+    # The defaults are DEFUSE's weights, which read p_dp.
+    default = EngagementIS(dp=None, flip=None, form="soft_label")
+    _approx(default.weights(torch.zeros(3), batch)[0], [1.2, 1.0, 0.06])
+    assert default.uses_p_dp
+    with pytest.raises(ValueError, match="model.method.soft_share"):
+        EngagementIS(dp=None, flip=None, form="importance", soft_share=0.5)
+
+
+def test_the_delayed_positive_model_is_skipped_when_unused() -> None:
+    dp, flip = AuxiliaryModel(target="delayed_positive"), AuxiliaryModel(target="flip")
+    assert set(EngagementIS(dp, flip, form="soft_label").auxiliaries()) == {"dp", "flip"}
+    assert set(EngagementIS(dp, flip, form="importance", weight_scale="one").auxiliaries()) == {"flip"}
 
 
 def test_defuse_double_counting_is_biased() -> None:

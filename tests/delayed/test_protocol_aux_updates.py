@@ -29,6 +29,11 @@ AUXILIARIES = {
     "flip_offset": dict(
         target="flip", signals="all", use_elapsed=True, cut="random", max_cut_hours=12.0, offset="main"
     ),
+    # With the label's horizon as an input (read from the update time: it must add no label either).
+    "dp_horizon": dict(target="delayed_positive", label_horizon=True),
+    "flip_horizon": dict(
+        target="flip", signals="all", use_elapsed=True, cut="random", max_cut_hours=12.0, label_horizon=True
+    ),
 }
 
 
@@ -149,3 +154,29 @@ def test_updates_follow_the_cadence(tmp_path: Path, monkeypatch) -> None:
 def test_update_settings_are_checked_at_start_up(tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError, match=f"protocol.{key}"):
         run_small(tmp_path, f"protocol.{key}=0")
+
+
+def test_the_label_horizon_is_the_labels_age_in_training_and_the_window_in_predictions(log: ClickLog) -> None:
+    aux = fresh_auxiliary(log, "flip_horizon")
+    observe = 72.0
+    rng = np.random.default_rng(0)
+    records = runner_module.auxiliary_examples(
+        log, "flip", 0.0, observe, MATURITY, 0.25, "random", 2, 0.05, 12.0, rng
+    )
+    columns = runner_for(log).auxiliary_columns(aux, 0.25, np.random.default_rng(0), 0.0, observe)
+    age = observe - log.click_ts[records.index]
+    # Clicks of [0, 60) h read at 72 h are 12-72 h old; the last extra input is that age, capped at the
+    # attribution window (24 h in this log).
+    assert columns["extra"].size(1) == 1 + 2 + 1  # elapsed, two signals, horizon
+    np.testing.assert_allclose(columns["extra"][:, -1].numpy(), np.log1p(np.minimum(age, 24.0)), rtol=1e-6)
+    assert age.max() > 24.0  # some clicks are older than the window: capped there
+    predicted = aux.inputs(log, records)["extra"][:, -1].numpy()
+    np.testing.assert_allclose(predicted, np.log1p(24.0), rtol=1e-6)
+    # Without the flag nothing is added.
+    plain = fresh_auxiliary(log, "flip")
+    assert plain.inputs(log, records)["extra"].size(1) == 3
+
+
+def test_the_label_horizon_needs_a_censored_label() -> None:
+    with pytest.raises(ValueError, match="label_horizon"):
+        AuxiliaryModel(target="observed_given_positive", use_elapsed=True, cut="random", label_horizon=True)

@@ -20,6 +20,13 @@ network's output:
 - delayed_positive: p_dp = sigmoid(o) * sigmoid(r), since p_dp(x) = P(y=1 | x) P(delay > w | y=1, x); r
   learns the delay's survival at the waiting window.
 
+Label horizon (``label_horizon``; flip and delayed-positive models): their labels are read when the clicks
+are only ``aux_maturity_hours`` old or a little older (24-36 h in the streaming updates, 24-72 h in the
+pretraining fit), and a conversion after that is still counted as "never": the label is censored, and more
+for feature values with long delays. With the flag, log1p(hours from the click to the label's reading) is
+one more input, so the network learns P(converts by that horizon | ...); predictions ask for the attribution
+window, i.e. the eventual label the weights need.
+
 The protocol supplies the offset function (:meth:`AuxiliaryModel.set_offset`); ``forward`` evaluates it
 without gradient on the rows at hand (fitting, updating and predicting alike), so only rows that are used
 cost a main-model pass.
@@ -70,11 +77,16 @@ class AuxiliaryModel(pl.LightningModule):
         lr: Annotated[float, Field(gt=0.0)] = 3e-3,
         epochs: Annotated[int, Field(ge=1)] = 2,
         offset: OffsetSource = "none",
+        label_horizon: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
         if offset != "none" and target == "observed_given_positive":
             raise ValueError(f"offset={offset!r}: target='observed_given_positive' has no p(x) factor")
+        if label_horizon and target == "observed_given_positive":
+            raise ValueError(
+                "label_horizon=true: target='observed_given_positive' reads its label at the cut"
+            )
         if cut == "random" and not use_elapsed:
             raise ValueError("cut='random' draws several elapsed times: set use_elapsed=true to use them")
         if target == "delayed_positive" and (use_elapsed or signals not in ("none", [], ())):
@@ -88,7 +100,7 @@ class AuxiliaryModel(pl.LightningModule):
         self.embed_dim, self.hidden, self.lr, self.epochs = embed_dim, hidden, lr, epochs
         self.net: FieldMLP | None = None
         self.columns: list[int] = []
-        self.offset = offset
+        self.offset, self.label_horizon = offset, label_horizon
         # A plain callable, not a submodule: the main model's parameters must stay out of this model's
         # freeze/unfreeze, optimiser and state dict.
         self.offset_fn: Callable[[Tensor], Tensor] | None = None
@@ -100,7 +112,7 @@ class AuxiliaryModel(pl.LightningModule):
 
     def build(self, log: ClickLog) -> None:
         self.columns = log.signal_columns(self.signals)
-        extra = int(self.use_elapsed) + len(self.columns)
+        extra = int(self.use_elapsed) + len(self.columns) + int(self.label_horizon)
         self.net = FieldMLP(log.cardinalities, self.embed_dim, self.hidden, extra_dim=extra)
 
     def set_offset(self, offset_fn: Callable[[Tensor], Tensor] | None) -> None:
@@ -111,11 +123,16 @@ class AuxiliaryModel(pl.LightningModule):
         # become a submodule, or this model's freeze() would freeze the main model too.
         self.__dict__["offset_fn"] = offset_fn
 
-    def inputs(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
-        """Features and extra inputs of ``records``, read at their ``observe_ts``."""
+    def inputs(self, log: ClickLog, records: Records, horizon: np.ndarray | None = None) -> dict[str, Tensor]:
+        """Features and extra inputs of ``records``, read at their ``observe_ts``. ``horizon``: hours from
+        each click to the reading of its label (training examples); None: the attribution window (the
+        eventual label, for predictions). Used only with ``label_horizon``."""
         extra = [records.engagement(log, self.columns)]
         if self.use_elapsed:
             extra.insert(0, np.log1p(np.maximum(records.elapsed(log), 0.0)).astype(np.float32)[:, None])
+        if self.label_horizon:
+            hours = np.full(len(records), log.attribution_hours) if horizon is None else horizon
+            extra.append(np.log1p(np.maximum(hours, 0.0)).astype(np.float32)[:, None])
         return {
             "x": torch.from_numpy(np.ascontiguousarray(log.features[records.index])),
             "extra": torch.from_numpy(np.concatenate(extra, axis=1).astype(np.float32)),

@@ -110,6 +110,33 @@ def label_correction_weights(label: Tensor, kind: Tensor, z: Tensor, p_dp: Tenso
     return w_pos, w_neg
 
 
+def split_positive_weights(
+    label: Tensor, kind: Tensor, z: Tensor, scale: Tensor, soft_share: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The family the waiting-window weights belong to: per click, a fake negative's positive credit
+    ``scale`` is split between the soft term of its observed negative (share s) and its later DP record
+    (1 - s); real negatives keep ``scale`` through 1 - z:
+
+        IP: c l1     DP: (1 - s) c l1     observed negative: s c z l1 + (1 - z) c l0,   c = ``scale``.
+
+    In expectation over one x (observed negatives are FN with probability z) the positive weight is
+    c (p_ip + (1 - s) p_fn + s p_fn) = c p and the negative weight c (1 - p): unbiased for every s and
+    every per-x c. ES-DFM is s = 0, c = 1 + p_dp; DEFUSE s = p_dp / (1 + p_dp) (the DP record keeps 1);
+    label correction s = 1. The s = 0 and s = 1 ends differ in *when* the credit arrives: the DP record
+    is a hard label, but only once the conversion happens (median 6 h later on the simulator); the soft
+    term arrives with the click, as fresh as the flip model (and its engagement inputs) makes it. c = 1
+    is the full importance weight p(x, y) / q(x, y) (q(x) = p(x)(1 + p_dp) / Z), which ES-DFM's
+    per-record weights approximate with q(x) = p(x); it needs no p_dp at all.
+    """
+    positive = label > 0.5
+    delayed = kind == DELAYED_POSITIVE
+    w_pos = torch.where(
+        positive, torch.where(delayed, (1.0 - soft_share) * scale, scale), soft_share * scale * z
+    )
+    w_neg = torch.where(positive, torch.zeros_like(z), (1.0 - z) * scale)
+    return w_pos, w_neg
+
+
 def weighted_bce(logits: Tensor, w_pos: Tensor, w_neg: Tensor) -> Tensor:
     """``mean(w_pos * -log sigmoid(f) + w_neg * -log(1 - sigmoid(f)))``, numerically stable."""
     return (w_pos * softplus(-logits) + w_neg * softplus(logits)).mean()
@@ -353,6 +380,11 @@ class EngagementIS(DelayAndFlipMethod):
     weights, never the main model. All three forms are linear in z, so engagement pays off only when it has
     had time to happen before the weight is read: ``wait_hours`` (the config's default is 2 h, chosen on
     the simulator's val/*; experiments/delayed/README.md).
+
+    All three are members of :func:`split_positive_weights` (share s of a fake negative's positive credit
+    on the soft term, per-click scale c). ``soft_share`` (form ``soft_label`` only; None: DEFUSE's
+    s = p_dp / (1 + p_dp)) sets s directly; ``weight_scale``: ``one_plus_p_dp`` (ES-DFM's c = 1 + p_dp)
+    or ``one`` (c = 1, the full importance weight; with it DEFUSE's rule "the DP record keeps 1" is s = 0).
     """
 
     def __init__(
@@ -362,9 +394,34 @@ class EngagementIS(DelayAndFlipMethod):
         form: Literal["importance", "soft_label", "label_correction"] = "importance",
         weight_clip: WeightClip = None,
         wait_hours: WaitHours = None,
+        soft_share: Annotated[float, Field(ge=0.0, le=1.0)] | None = None,
+        weight_scale: Literal["one_plus_p_dp", "one"] = "one_plus_p_dp",
     ) -> None:
         super().__init__(dp, flip, weight_clip, wait_hours)
-        self.form = form
+        if soft_share is not None and form != "soft_label":
+            raise ValueError(
+                f"model.method.soft_share={soft_share} splits the soft-label form's positive credit; "
+                f"form={form!r} fixes its own share (importance: 0, label_correction: 1)"
+            )
+        self.form, self.soft_share, self.weight_scale = form, soft_share, weight_scale
+
+    @property
+    def uses_p_dp(self) -> bool:
+        """Whether the weights read p_dp: not with c = 1 and a share that does not depend on it."""
+        return self.weight_scale == "one_plus_p_dp" or (self.form == "soft_label" and self.soft_share is None)
+
+    def auxiliaries(self) -> dict[str, AuxiliaryModel]:
+        # Without p_dp in the weights, the delayed-positive model is neither fitted nor updated.
+        models = super().auxiliaries()
+        return models if self.uses_p_dp else {k: m for k, m in models.items() if k != "dp"}
+
+    @torch.no_grad()
+    def prepare(self, log: ClickLog, records: Records) -> dict[str, Tensor]:
+        if self.uses_p_dp:
+            return super().prepare(log, records)
+        # p_dp is not read: skip the delayed-positive model's pass (and, with an offset, a main-model pass).
+        z = self.flip.predict_records(log, records)
+        return {"p_dp": torch.zeros_like(z), "z": z}
 
     @property
     def name(self) -> str:
@@ -372,11 +429,22 @@ class EngagementIS(DelayAndFlipMethod):
 
     def weights(self, logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         label, p_dp, z = batch["label"], batch["p_dp"], batch["z"]
+        if self.soft_share is None and self.weight_scale == "one_plus_p_dp":
+            if self.form == "importance":
+                return esdfm_weights(label, p_dp, 1.0 - z)
+            if self.form == "soft_label":
+                return defuse_weights(label, batch["kind"], z, p_dp)
+            return label_correction_weights(label, batch["kind"], z, p_dp)
+        scale = 1.0 + p_dp if self.weight_scale == "one_plus_p_dp" else torch.ones_like(z)
         if self.form == "importance":
-            return esdfm_weights(label, p_dp, 1.0 - z)
-        if self.form == "soft_label":
-            return defuse_weights(label, batch["kind"], z, p_dp)
-        return label_correction_weights(label, batch["kind"], z, p_dp)
+            share = torch.zeros_like(z)
+        elif self.form == "label_correction":
+            share = torch.ones_like(z)
+        elif self.soft_share is None:  # DEFUSE's rule: the DP record keeps weight 1
+            share = (scale - 1.0) / scale
+        else:
+            share = torch.full_like(z, self.soft_share)
+        return split_positive_weights(label, batch["kind"], z, scale, share)
 
 
 __all__ = [

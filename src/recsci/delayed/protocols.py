@@ -19,9 +19,20 @@ whatever the stream's rate: at the streaming defaults (64 batches of 256) an upd
 simulator uses every matured example, one on the 1 M-click stream about a third of the p_dp examples and
 a sixth of the flip examples (``experiments/bench/delayed_stream.py``).
 
-Streaming (ES-DFM/DEFER/DEFUSE protocol): train on interval k, test on interval k + 1; the first
-``val_intervals`` evaluations are ``val/*`` (for tuning), the rest ``test/*``; metrics are averaged over
-intervals weighted by their number of clicks. Batch: train once on everything observed by the cut time,
+Streaming (ES-DFM/DEFER/DEFUSE protocol): train on interval k, test on interval k + 1; ``val_intervals`` of
+the evaluations are ``val/*`` (for tuning), the rest ``test/*``; metrics are averaged over intervals weighted
+by their number of clicks. Which ones (``val_placement``):
+
+- ``first`` (default): the first ``val_intervals`` evaluations, right after pretraining (tune on the past,
+  report on the future; the ES-DFM protocol, and what every table so far used). Early intervals are not
+  like late ones, though: the auxiliary models were just fitted and the main model has seen little drift, so
+  an option whose gain grows with the time since pretraining cannot show on this val.
+- ``interleaved``: the ``val_intervals`` evaluations spread evenly over the stream, one in the middle of each
+  of ``val_intervals`` equal blocks of evaluations (of n, the intervals floor((i + 1/2) n / val_intervals),
+  i = 0, 1, ...); with ``val_intervals`` = n / 2 that is every other interval. Val then sees the stream's whole range of staleness; test is the rest.
+
+Either way every interval is evaluated before it is trained on, whichever split it reports to (the
+timeline itself does not change, only the split label of each evaluation). Batch: train once on everything observed by the cut time,
 validate on the next ``val_hours``, test on the ``test_hours`` after that.
 
 Auxiliary models with a logit offset (``offset: main | vanilla``, :mod:`recsci.delayed.auxiliary`) read it
@@ -126,6 +137,7 @@ class StreamingProtocol(DelayedProtocol):
         interval_hours: Hours = 6.0,
         num_intervals: Annotated[int, Field(ge=1)] | None = None,
         val_intervals: Annotated[int, Field(ge=0)] = 4,
+        val_placement: Literal["first", "interleaved"] = "first",
         wait_hours: NonNegativeHours = 0.25,
         pretrain_epochs: Annotated[int, Field(ge=1)] = 2,
         epochs_per_interval: Annotated[int, Field(ge=1)] = 1,
@@ -155,6 +167,15 @@ class StreamingProtocol(DelayedProtocol):
         )
         self.interval_hours, self.num_intervals = interval_hours, num_intervals
         self.val_intervals, self.epochs_per_interval = val_intervals, epochs_per_interval
+        self.val_placement = val_placement
+
+    def val_positions(self, count: int) -> set[int]:
+        """Indices (0-based, of ``count`` evaluated intervals) that report to ``val/*``."""
+        if self.val_placement == "first":
+            return set(range(self.val_intervals))
+        # floor((i + 1/2) n / v), computed in integers: with v < n the block length n / v exceeds 1, so the
+        # positions are distinct and the last one is below n.
+        return {((2 * i + 1) * count) // (2 * self.val_intervals) for i in range(self.val_intervals)}
 
     def steps(self, log: ClickLog) -> list[Step]:
         begin = self.start_hours + self.pretrain_hours
@@ -171,11 +192,12 @@ class StreamingProtocol(DelayedProtocol):
             raise ConfigError(
                 f"protocol.val_intervals={self.val_intervals} leaves no test interval of {count}"
             )
+        val = self.val_positions(count)
         steps = []
         for k in range(count):
             s = begin + k * self.interval_hours
             e = s + self.interval_hours
-            split = "val" if k < self.val_intervals else "test"
+            split = "val" if k in val else "test"
             steps.append(Step((s, e), self.epochs_per_interval, [(e, e + self.interval_hours, split)]))
         return steps
 
