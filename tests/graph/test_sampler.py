@@ -572,7 +572,7 @@ def test_pyg_rejects_repeated_seeds() -> None:
         (lambda: DegreePowerFanout(hop_decay=1.5), "hop_decay"),
         (lambda: DegreePowerFanout(degree="both"), "degree"),
         (lambda: NeighborSampler(UniformFanout([2]), 0), "num_hops"),
-        (lambda: NeighborSampler(UniformFanout([2]), 2), "num_hops"),
+        (lambda: NeighborSampler(UniformFanout([2]), 2), "sampler.schedule.fanouts"),
         (lambda: NeighborSampler(UniformFanout([2]), 1, "sideways"), "direction"),
         (lambda: powerlaw_exponent(torch.tensor([1, 2]), d_min=0), "d_min"),
         (lambda: DirectedCSR.from_edge_index(torch.tensor([[0, 3]]), 3), "edge_index"),

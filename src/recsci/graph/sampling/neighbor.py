@@ -116,7 +116,8 @@ class NeighborSampler:
         if schedule.max_hops is not None and num_hops > schedule.max_hops:
             raise ConfigError(
                 f"num_hops={num_hops} exceeds the {schedule.max_hops} hop(s) the schedule defines "
-                f"({schedule!r}); give one fan-out per hop"
+                f"({schedule!r}); give one fan-out per hop (config: lower `sampler.num_hops` or lengthen "
+                "`sampler.schedule.fanouts`)"
             )
         if direction not in ("in", "out", "both"):
             raise ConfigError(f"direction must be 'in', 'out' or 'both', got {direction!r}")
