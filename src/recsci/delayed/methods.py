@@ -429,6 +429,8 @@ class EngagementIS(DelayAndFlipMethod):
 
     def weights(self, logits: Tensor, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         label, p_dp, z = batch["label"], batch["p_dp"], batch["z"]
+        # The forms' own weights equal split_positive_weights' (tested), but DEFUSE's share goes through
+        # (c - 1) / c there, which is not bit-exact: the named functions keep the tables' rows reproducible.
         if self.soft_share is None and self.weight_scale == "one_plus_p_dp":
             if self.form == "importance":
                 return esdfm_weights(label, p_dp, 1.0 - z)

@@ -129,8 +129,10 @@ class Runner:
             aux.max_cut_hours,
             rng,
         )
-        # Labels are read at ``observe``; no later than the attribution window, after which none can change.
-        horizon = np.minimum(observe - self.log.click_ts[records.index], self.log.attribution_hours)
+        horizon = None
+        if aux.label_horizon:
+            # Labels are read at ``observe``; no later than the attribution window, after which none can change.
+            horizon = np.minimum(observe - self.log.click_ts[records.index], self.log.attribution_hours)
         columns = aux.inputs(self.log, records, horizon)
         columns["label"] = torch.from_numpy(records.label)
         return columns
