@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from recsci.core.errors import ConfigError
 from recsci.core.run import run
 from recsci.graph.datamodule import LinkBatch
 from recsci.graph.directed import BLADE
@@ -84,3 +86,32 @@ def test_blade_paper_config_keeps_the_published_settings(make_config) -> None:
     assert not paper.encoder.input_skip and paper.reverse_negative_weight == pytest.approx(1.0)
     assert paper.encoder.num_layers == 2 and paper.encoder.dropout == 0.0
     assert paper.encoder._target_ == ours.encoder._target_ == "recsci.graph.directed.BLADE"
+
+
+def test_cosine_schedule_decays_the_learning_rate_each_epoch(make_config, tmp_path: Path) -> None:
+    cosine = "{_target_:torch.optim.lr_scheduler.CosineAnnealingLR,_partial_:true,T_max:4,eta_min:0.0}"
+    run(
+        make_config(
+            "experiment=graph/synthetic_blade",
+            f"+model.scheduler={cosine}",
+            "trainer.max_epochs=4",
+            "data.dataset.num_nodes=300",
+            "callbacks.early_stopping=null",
+        )
+    )
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    (scheduler,) = last["lr_schedulers"]
+    epochs = scheduler["last_epoch"]
+    assert epochs >= 1
+    # the checkpointed learning rate is the cosine's value after that many epoch steps
+    expected = 0.01 * (1 + math.cos(math.pi * epochs / 4)) / 2
+    assert last["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(expected)
+
+
+def test_plateau_schedule_needs_a_monitor() -> None:
+    module = module_with(0.1)
+    module.scheduler_factory = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max")
+    with pytest.raises(ConfigError, match="model.scheduler_monitor"):
+        module.configure_optimizers()
+    module.hparams.scheduler_monitor = "val/mrr"
+    assert module.configure_optimizers()["lr_scheduler"]["monitor"] == "val/mrr"

@@ -11,11 +11,14 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from recsci.core.errors import ConfigError
 from recsci.graph.datamodule import EvalBatch, LinkBatch
 from recsci.graph.evaluate import directed_link_metrics, dot_product_rows
 from recsci.graph.models import DotProductDecoder, NodeEmbeddings
 
 EncoderFactory = Callable[..., nn.Module]  # called with in_channels=<number of node features>
+# called with the optimizer, e.g. a partial of torch.optim.lr_scheduler.CosineAnnealingLR
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 def link_loss(pos: Tensor, neg: Tensor, reverse: Tensor | None = None, reverse_weight: float = 0.0) -> Tensor:
@@ -35,6 +38,9 @@ class LinkPredictionModule(pl.LightningModule):
     negatives (DirLinkBench's Hits@K, MRR, AUC, AP), direction (AUC and accuracy of u -> v against
     v -> u) and, per ``recommendation_eval`` (default: at test only, since it ranks every node for
     every query), the all-node recommendation protocol with query-degree buckets.
+
+    ``scheduler``: an optional learning-rate schedule, stepped once per epoch (a partial taking the
+    optimizer; ``ReduceLROnPlateau`` reads ``scheduler_monitor``, a logged metric such as ``val/mrr``).
 
     ``free_embedding_dim``: learn a free input vector per node instead of reading node features
     (BLADE's non-attributed setting). Models without trainable parameters (popularity) skip training.
@@ -56,10 +62,13 @@ class LinkPredictionModule(pl.LightningModule):
         hits_ks: tuple[int, ...] = (20, 50, 100),
         rec_ks: tuple[int, ...] = (10,),
         recommendation_eval: Literal["test", "always", "never"] = "test",
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["encoder", "decoder"], logger=False)
+        self.save_hyperparameters(ignore=["encoder", "decoder", "scheduler"], logger=False)
         self.encoder_factory = encoder
+        self.scheduler_factory = scheduler
         self.encoder: nn.Module | None = None
         self.node_embedding: nn.Embedding | None = None
         self.decoder = decoder if decoder is not None else DotProductDecoder()
@@ -134,7 +143,20 @@ class LinkPredictionModule(pl.LightningModule):
             sync_dist=True,
         )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | None:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict | None:
         if not self.trainable:
             return None
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        monitor = self.hparams.scheduler_monitor
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and monitor is None:
+            raise ConfigError(
+                "model.scheduler is ReduceLROnPlateau, which steps on a metric: set model.scheduler_monitor "
+                "to a logged one, e.g. model.scheduler_monitor=val/mrr (and the scheduler's mode to max)"
+            )
+        schedule = {"scheduler": scheduler, "interval": "epoch"}
+        if monitor is not None:
+            schedule["monitor"] = monitor
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
