@@ -110,7 +110,9 @@ def test_cosine_schedule_decays_the_learning_rate_each_epoch(make_config, tmp_pa
 
 def test_plateau_schedule_needs_a_monitor() -> None:
     module = module_with(0.1)
-    module.scheduler_factory = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max")
+    module.scheduler_factory = lambda optimizer: torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max"
+    )
     with pytest.raises(ConfigError, match="model.scheduler_monitor"):
         module.configure_optimizers()
     module.hparams.scheduler_monitor = "val/mrr"

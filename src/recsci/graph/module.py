@@ -146,7 +146,9 @@ class LinkPredictionModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer | dict | None:
         if not self.trainable:
             return None
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(
+            self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
