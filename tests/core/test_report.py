@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from recsci.core.report.aggregate import Layout, MetricSpec, Pivot, Stat, compact_values, group_runs
 from recsci.core.report.anchors import Anchors
@@ -424,10 +426,9 @@ def test_table_definitions_load_and_their_jobs_compose(path: Path, capsys: pytes
     for sweep in definition.sweeps:
         assert planned_job_count(list(sweep.overrides)) >= 2
         # The first job of each sweep composes against the real config tree (options and keys exist).
-        first = [
-            o.split("=", 1)[0] + "=" + o.split("=", 1)[1].split(",")[0].replace("range(10)", "0")
-            for o in sweep.overrides
-        ]
+        # Hydra expands the sweep, so list values such as fanouts=[10,5,5] stay whole.
+        parsed = OverridesParser.create().parse_overrides(list(sweep.overrides))
+        first = list(BasicSweeper.split_arguments(parsed, None)[0][0])
         compose_config(first)
     assert table_main([str(path), "--dry-run"]) == 0
     assert "jobs in all" in capsys.readouterr().out
