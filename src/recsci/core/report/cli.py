@@ -12,11 +12,13 @@ from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
+    ParallelLauncherMissing,
     TableDefinition,
     build_table_report,
     data_available,
     extra_overrides,
     latest_sweep_dir,
+    launcher_overrides,
     new_sweep_dir,
     planned_job_count,
     run_sweeps,
@@ -124,10 +126,24 @@ def table_parser() -> argparse.ArgumentParser:
         "--sweep-dir", type=Path, help="where the runs go (default: outputs/tables/<name>/<time>)"
     )
     parser.add_argument("--no-readme", action="store_true", help="do not update the table's README section")
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="run this many jobs of each sweep at a time (Hydra's joblib launcher; default 1)",
+    )
     wandb = parser.add_mutually_exclusive_group()
     wandb.add_argument("--wandb", action="store_true", default=None, help="log plots and tables to W&B")
     wandb.add_argument("--no-wandb", dest="wandb", action="store_false", help="never log to W&B")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def table_main(argv: list[str]) -> int:
@@ -144,8 +160,13 @@ def table_main(argv: list[str]) -> int:
     else:
         sweep_dir = args.sweep_dir or new_sweep_dir(definition)
     sweep_dir = sweep_dir.resolve()  # Hydra jobs and the report must agree on it whatever their cwd
+    try:
+        launcher = launcher_overrides(args.jobs)
+    except ParallelLauncherMissing as err:
+        print(f"recsci table --jobs {args.jobs}: {err}", file=sys.stderr)
+        return 2
     if args.dry_run:
-        return _dry_run(definition, sweep_dir, extra)
+        return _dry_run(definition, sweep_dir, extra, launcher)
     if definition.needs_data and not args.report_only and not data_available(extra):
         print(
             f"recsci table: {definition.name} needs the real datasets: set RECSCI_DATA=<datasets folder> "
@@ -153,7 +174,8 @@ def table_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    failed = [] if args.report_only else [(n, rc) for n, rc in run_sweeps(definition, sweep_dir, extra) if rc]
+    ran = [] if args.report_only else run_sweeps(definition, sweep_dir, extra, args.jobs)
+    failed = [(name, code) for name, code in ran if code]
     files = build_table_report(definition, sweep_dir, extra, args.wandb)
     extra = extra_overrides(definition, sweep_dir, extra)  # the README says what the runs really used
     if not args.no_readme and (readme := update_readme(definition, files, extra)):
@@ -164,12 +186,12 @@ def table_main(argv: list[str]) -> int:
     return 1 if failed else status
 
 
-def _dry_run(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> int:
+def _dry_run(definition: TableDefinition, sweep_dir: Path, extra: list[str], launcher: list[str]) -> int:
     total = 0
     for sweep in definition.sweeps:
         jobs = planned_job_count([*sweep.overrides, *extra])
         total += jobs
-        command = definition.command(sweep, sweep_dir, extra)
+        command = definition.command(sweep, sweep_dir, [*extra, *launcher])
         print(f"# {sweep.name}: {jobs} jobs\n{shlex.join(['recsci', *command[3:]])}")
     print(f"# {total} jobs in all, into {sweep_dir}; report: {sweep_dir}/report/report.html")
     if definition.needs_data and not data_available(extra):

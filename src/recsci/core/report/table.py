@@ -26,6 +26,7 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -143,15 +144,56 @@ def data_available(extra: list[str]) -> bool:
     return bool(os.environ.get("RECSCI_DATA")) or any(o.startswith("paths.data_dir=") for o in extra)
 
 
-def run_sweeps(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[tuple[str, int]]:
-    """Run every sweep (a failing one does not stop the others); return (sweep, exit code) pairs."""
+JOBLIB_PLUGIN = "hydra_plugins.hydra_joblib_launcher"
+
+
+class ParallelLauncherMissing(RuntimeError):
+    """``jobs > 1`` asks for Hydra's joblib launcher, which is an optional install."""
+
+
+def launcher_overrides(jobs: int) -> list[str]:
+    """Hydra overrides that run ``jobs`` jobs of each sweep at a time (none for 1: Hydra's basic launcher).
+
+    Parallel jobs go through Hydra's joblib launcher (one process per job). They are Hydra overrides, not
+    task overrides: they change how the jobs run, not what they compute, so reports and README sections do
+    not list them as settings of the runs.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if jobs == 1:
+        return []
+    if importlib.util.find_spec(JOBLIB_PLUGIN) is None:
+        raise ParallelLauncherMissing(
+            f"running {jobs} jobs at a time needs Hydra's joblib launcher: "
+            "pip install hydra-joblib-launcher (or the package's [parallel] extra)"
+        )
+    return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={jobs}"]
+
+
+def job_environment(jobs: int, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The sweeps' environment: with parallel jobs, each gets an equal share of the cores for its torch and
+    BLAS threads (unless OMP_NUM_THREADS is set already), so N jobs do not each start one thread per core."""
+    env = dict(os.environ if environ is None else environ)
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+def run_sweeps(
+    definition: TableDefinition, sweep_dir: Path, extra: list[str], jobs: int = 1
+) -> list[tuple[str, int]]:
+    """Run every sweep, ``jobs`` of its jobs at a time (a failing sweep does not stop the others); return
+    (sweep, exit code) pairs."""
+    launcher = launcher_overrides(jobs)  # before anything is written: a missing plugin loses nothing
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "table.yaml").write_text(definition.path.read_text())
     outcomes = []
     for sweep in definition.sweeps:
-        command = definition.command(sweep, sweep_dir, extra)
+        command = definition.command(sweep, sweep_dir, [*extra, *launcher])
         print(f"[recsci table] {shlex.join(command)}", flush=True)
-        outcomes.append((sweep.name, subprocess.run(command, check=False).returncode))
+        outcomes.append(
+            (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
+        )
     return outcomes
 
 
