@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,26 @@ def test_nan_loss_stops_training_and_keeps_checkpoints(make_config, tmp_path: Pa
 def test_unknown_optimized_metric_names_the_available_ones(make_config) -> None:
     with pytest.raises(ConfigError, match="optimized_metric='val/nope'.*val/auc"):
         run(make_config("optimized_metric=val/nope", "trainer.max_epochs=1"))
+
+
+def test_a_run_stopped_by_sigterm_is_failed_and_exits_nonzero(
+    make_config, tmp_path: Path, monkeypatch
+) -> None:
+    # Lightning turns SIGTERM into SystemExit() (status 0) at the next step; the run must record the failure
+    # and exit 143 (128 + SIGTERM) so schedulers and shell loops see that it did not finish.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # never let a stray SIGTERM end pytest
+    original_step = LinkPredictionModule.training_step
+
+    def step_then_sigterm(self, batch, batch_idx):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(LinkPredictionModule, "training_step", step_then_sigterm)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            run(make_config("trainer.max_epochs=3", name="killed"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    failed = read_metrics(tmp_path / "killed")
+    assert failed["status"] == "failed" and "SIGTERMException" in failed["error"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,10 @@ def run(cfg: DictConfig) -> float | None:
         results.update(status=status, error=f"{type(err).__name__}: {err}")
         results["wall_time_s"] = time.perf_counter() - started
         write_results(output_dir, results)
+        if isinstance(err, SystemExit) and not err.code:
+            # Lightning stops a fit on SIGTERM by raising SystemExit() (exit status 0): a job killed before
+            # it finished must not look successful to a scheduler, a shell loop or xargs.
+            raise SystemExit(128 + signal.SIGTERM if type(err).__name__ == "SIGTERMException" else 1) from err
         raise
     finally:
         finish_trackers()
