@@ -20,7 +20,7 @@ from recsci.core.report.build import build_report
 from recsci.core.report.cli import report_main, table_main
 from recsci.core.report.plots import ReportData, resolve_plot
 from recsci.core.report.runs import NOT_STARTED, collect_runs, planned_jobs, value_of
-from recsci.core.report.table import TableDefinition, planned_job_count, update_readme
+from recsci.core.report.table import TableDefinition, build_table_report, planned_job_count, update_readme
 from tests.conftest import FAST, REPO_ROOT, compose_config
 from tests.wandb_offline import offline_run_history, offline_run_summary
 
@@ -180,6 +180,35 @@ def test_a_job_that_never_started_is_counted_in_its_row(tmp_path: Path) -> None:
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(planned))
     rows = build_report(tmp_path, Layout(**LAYOUT), plots=[]).report.results.rows
     assert [(r[0], r[1], r[-1]) for r in rows] == [("a", "2", "ours"), ("b", "1", "ours (1 not completed)")]
+
+
+def test_a_tables_jobs_run_one_by_one_still_count_the_ones_never_started(tmp_path: Path) -> None:
+    # Jobs launched as single runs (a job array, a script) leave no multirun.yaml: the table definition
+    # still knows every job, so the ones with no run are listed instead of silently missing.
+    definition = tmp_path / "tiny.yaml"
+    sweep = {"name": "rows", "overrides": ["model=a,b", "seed=0,1"]}
+    spec = {
+        "name": "tests/one_by_one",
+        "problem": "graph",
+        "sweeps": [sweep],
+        "by": ["model"],
+        "over": ["seed"],
+    }
+    definition.write_text(yaml.safe_dump({**spec, "metrics": ["test/auc"]}))
+    sweep_dir = tmp_path / "sweep"
+    for model, seed in [("a", 0), ("a", 1), ("b", 0)]:
+        make_run(
+            sweep_dir / "rows" / f"{model}{seed}",
+            metrics={"test/auc": 0.5},
+            config={"seed": seed},
+            choices={"model": model},
+            overrides=[f"model={model}", f"seed={seed}", "experiment_name=tests/one_by_one"],
+        )
+    files = build_table_report(TableDefinition.load(definition), sweep_dir, [], wandb=False)
+    rows = files.report.results.rows
+    assert [(r[0], r[1], r[-1]) for r in rows] == [("a", "2", "ours"), ("b", "1", "ours (1 not completed)")]
+    (missing,) = [r for r in files.runs if r.status == NOT_STARTED]
+    assert sorted(missing.overrides) == ["model=b", "seed=1"]
 
 
 def test_pivot_spreads_metric_names_over_rows(tmp_path: Path) -> None:

@@ -48,15 +48,17 @@ def build_report(
     facts: Sequence[tuple[str, str]] = (),
     wandb: bool | None = None,
     wandb_group: str | None = None,
+    planned: Sequence[Sequence[str]] = (),
 ) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``plots/`` into ``out_dir`` (default ``<root>/report``).
 
     ``wandb``: True logs the plots and tables to a W&B run; None does so when the runs used the W&B logger.
+    ``planned``: jobs known from elsewhere (see :func:`collect_runs`); those that never ran are listed.
     """
     root = root.resolve()
     out_dir = (out_dir or root / REPORT_DIR).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(root)
+    runs = collect_runs(root, planned)
     if not layout.metrics:
         layout.metrics = default_metrics(runs)
     groups = group_runs(runs, layout.by, layout.order)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def collect_runs(root: Path) -> list[RunRecord]:
-    """All runs under ``root``, plus one ``not started`` record per job a multirun planned but never ran."""
+def collect_runs(root: Path, planned: Sequence[Sequence[str]] = ()) -> list[RunRecord]:
+    """All runs under ``root``, plus one ``not started`` record per job a multirun planned but never ran.
+
+    ``planned``: override lists of jobs known from elsewhere (a table definition whose jobs were launched
+    one by one, e.g. as a job array, and so left no ``multirun.yaml``); each one that no run's overrides
+    contain is listed as not started too.
+    """
     runs = [read_run(p) for p in find_run_dirs(root)]
     for sweep_file in sorted(root.rglob("multirun.yaml")):
         runs.extend(_never_started(sweep_file, runs))
+    known = [set(r.overrides) for r in runs if r.overrides]  # started, or planned by a multirun
+    for job in planned:
+        if not any(set(job) <= overrides for overrides in known):
+            runs.append(
+                RunRecord(path=None, status=NOT_STARTED, overrides=list(job), error="planned, never started")
+            )
     return runs
 
 

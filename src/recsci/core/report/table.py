@@ -121,13 +121,19 @@ class TableDefinition:
         ]
 
 
-def planned_job_count(overrides: list[str]) -> int:
-    """How many jobs ``recsci -m <overrides>`` starts (basic sweeper: the Cartesian product)."""
+def expand_jobs(overrides: list[str]) -> list[list[str]]:
+    """The override list of each job ``recsci -m <overrides>`` starts (basic sweeper: the Cartesian
+    product, expanded by Hydra itself, so list values such as ``fanouts=[10,5]`` stay whole)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def planned_job_count(overrides: list[str]) -> int:
+    """How many jobs ``recsci -m <overrides>`` starts."""
+    return len(expand_jobs(overrides))
 
 
 def new_sweep_dir(definition: TableDefinition) -> Path:
@@ -238,7 +244,20 @@ def build_table_report(
         facts=[("table", f"recsci table {definition.path}"), *commands],
         wandb=wandb,
         wandb_group=definition.name,
+        planned=unplanned_jobs(definition, sweep_dir, extra),
     )
+
+
+def unplanned_jobs(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[list[str]]:
+    """The jobs of every sweep that left no ``multirun.yaml`` (never started, or its jobs were launched one
+    by one, e.g. as a job array): the report lists those with no run as not started, instead of a table
+    that counts only the runs it finds."""
+    return [
+        job
+        for sweep in definition.sweeps
+        if not (sweep_dir / sweep.name / "multirun.yaml").is_file()
+        for job in expand_jobs([*sweep.overrides, *extra])
+    ]
 
 
 def update_readme(definition: TableDefinition, files: ReportFiles, extra: list[str]) -> Path | None:
