@@ -175,15 +175,20 @@ def planned_jobs(sweep_file: Path) -> list[list[str]]:
     task = (hydra_cfg.get("overrides") or {}).get("task") or []
     if not sweeper.endswith("BasicSweeper"):
         return []
+    try:
+        return expand_jobs([str(t) for t in task])
+    except Exception:  # an unparsable sweep is reported by its runs, not by crashing the report
+        return []
+
+
+def expand_jobs(overrides: list[str]) -> list[list[str]]:
+    """The override list of each job ``recsci -m <overrides>`` starts (basic sweeper: the Cartesian
+    product, expanded by Hydra itself, so list values such as ``fanouts=[10,5]`` stay whole)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    try:
-        parsed = OverridesParser.create().parse_overrides([str(t) for t in task])
-        batches = BasicSweeper.split_arguments(parsed, None)
-    except Exception:  # an unparsable sweep is reported by its runs, not by crashing the report
-        return []
-    return [list(job) for batch in batches for job in batch]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 # -- reading config values -------------------------------------------------------------------------

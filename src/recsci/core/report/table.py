@@ -41,6 +41,7 @@ from recsci.core.report.aggregate import Layout, MetricSpec, Pivot
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import ReportFiles, build_report
 from recsci.core.report.render import markdown_table
+from recsci.core.report.runs import expand_jobs
 
 TABLES_DIR = Path("outputs") / "tables"
 
@@ -119,16 +120,6 @@ class TableDefinition:
             "hydra.sweep.subdir=${hydra.job.num}",
             *extra,
         ]
-
-
-def expand_jobs(overrides: list[str]) -> list[list[str]]:
-    """The override list of each job ``recsci -m <overrides>`` starts (basic sweeper: the Cartesian
-    product, expanded by Hydra itself, so list values such as ``fanouts=[10,5]`` stay whole)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
 def planned_job_count(overrides: list[str]) -> int:
