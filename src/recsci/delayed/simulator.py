@@ -145,6 +145,7 @@ class DelayedFeedbackSimulator:
         elapsed: np.ndarray,
         engaged: np.ndarray | None,
         grid: int = 64,
+        p_convert: np.ndarray | None = None,
     ) -> np.ndarray:
         """The true z*(x, e, g) = P(converts | not converted by elapsed e, x, engagement flags g by e).
 
@@ -158,8 +159,12 @@ class DelayedFeedbackSimulator:
         (0, D) when W >= D, so P(engaged by e | C, D = d > e) = q1 [(1 - exp(-e/m)) + exp(-d/m) e/d]; a
         non-converter's is q0 (1 - exp(-e/m)). The integral over d is a midpoint rule on ``grid``
         equal-probability slices of D restricted to (e, A].
+
+        ``p_convert``: P(C | x) per row to use instead of the simulator's (e.g. a model's estimate, to
+        separate what z* owes to knowing p(x) from what it owes to the engagement and delay likelihoods).
         """
-        p_convert = log.truth["p_convert"][index]
+        if p_convert is None:
+            p_convert = log.truth["p_convert"][index]
         mu = log.truth["delay_mu"][index]
         e = np.maximum(np.asarray(elapsed, dtype=np.float64), 1e-9)
         lo = ndtr((np.log(e) - mu) / self.delay_sigma)
