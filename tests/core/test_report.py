@@ -211,6 +211,31 @@ def test_a_tables_jobs_run_one_by_one_still_count_the_ones_never_started(tmp_pat
     assert sorted(missing.overrides) == ["model=b", "seed=1"]
 
 
+def test_a_never_started_job_takes_row_values_its_overrides_do_not_name_from_its_siblings(
+    tmp_path: Path,
+) -> None:
+    # `model.lr` is a config default, not an override: the job with no run borrows it from the runs that
+    # differ from it in one override (the other seeds), so it lands in its row instead of a row of "-".
+    definition = tmp_path / "tiny.yaml"
+    spec = {"name": "tests/defaults", "problem": "graph", "sweeps": [{"name": "rows",
+            "overrides": ["model=a,b", "seed=0,1"]}], "by": ["model", "model.lr"], "over": ["seed"]}  # fmt: skip
+    definition.write_text(yaml.safe_dump({**spec, "metrics": ["test/auc"]}))
+    for model, seed, lr in [("a", 0, 0.1), ("a", 1, 0.1), ("b", 0, 0.01)]:
+        make_run(
+            tmp_path / "sweep" / "rows" / f"{model}{seed}",
+            metrics={"test/auc": 0.5},
+            config={"seed": seed, "model": {"lr": lr}},
+            choices={"model": model},
+            overrides=[f"model={model}", f"seed={seed}", "experiment_name=tests/defaults"],
+        )
+    files = build_table_report(TableDefinition.load(definition), tmp_path / "sweep", [], wandb=False)
+    rows = files.report.results.rows
+    assert [(r[0], r[1], r[2], r[-1]) for r in rows] == [
+        ("a", "0.1", "2", "ours"),
+        ("b", "0.01", "1", "ours (1 not completed)"),
+    ]
+
+
 def test_pivot_spreads_metric_names_over_rows(tmp_path: Path) -> None:
     for seed in (0, 1):
         metrics = {

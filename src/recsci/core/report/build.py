@@ -58,7 +58,7 @@ def build_report(
     root = root.resolve()
     out_dir = (out_dir or root / REPORT_DIR).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(root, planned)
+    runs = collect_runs(root, planned, layout.over)
     if not layout.metrics:
         layout.metrics = default_metrics(runs)
     groups = group_runs(runs, layout.by, layout.order)

@@ -39,6 +39,9 @@ class RunRecord:
     choices: dict[str, Any] = field(default_factory=dict)  # Hydra's group -> option, e.g. model -> blade
     overrides: list[str] = field(default_factory=list)
     error: str | None = None
+    # A never-started job has no config: the runs of its row (same overrides but the aggregated-over keys)
+    # lend it the values they all share (e.g. a default that its overrides do not name).
+    siblings: list[RunRecord] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -127,12 +130,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def collect_runs(root: Path, planned: Sequence[Sequence[str]] = ()) -> list[RunRecord]:
+def collect_runs(
+    root: Path, planned: Sequence[Sequence[str]] = (), over: Sequence[str] = ()
+) -> list[RunRecord]:
     """All runs under ``root``, plus one ``not started`` record per job a multirun planned but never ran.
 
     ``planned``: override lists of jobs known from elsewhere (a table definition whose jobs were launched
     one by one, e.g. as a job array, and so left no ``multirun.yaml``); each one that no run's overrides
-    contain is listed as not started too.
+    contain is listed as not started too. ``over``: the keys a row aggregates over (e.g. the split seed);
+    a not-started job's ``siblings`` are the started runs whose overrides differ from its own only there.
     """
     runs = [read_run(p) for p in find_run_dirs(root)]
     for sweep_file in sorted(root.rglob("multirun.yaml")):
@@ -143,7 +149,18 @@ def collect_runs(root: Path, planned: Sequence[Sequence[str]] = ()) -> list[RunR
             runs.append(
                 RunRecord(path=None, status=NOT_STARTED, overrides=list(job), error="planned, never started")
             )
+    started = [r for r in runs if r.config and r.overrides]
+    for record in runs:
+        if record.status == NOT_STARTED:
+            record.siblings = [r for r in started if _same_but(record.overrides, r.overrides, over)]
     return runs
+
+
+def _same_but(job: Sequence[str], run: Sequence[str], keys: Sequence[str]) -> bool:
+    """Whether a run set every override of ``job`` to the same value, except possibly ``keys`` (the run may
+    carry more, e.g. the ``experiment_name`` a table adds)."""
+    wanted, done = dict(_split_override(o) for o in job), dict(_split_override(o) for o in run)
+    return all(k in done and (k in keys or done[k] == v) for k, v in wanted.items())
 
 
 def _never_started(sweep_file: Path, runs: list[RunRecord]) -> list[RunRecord]:
@@ -215,7 +232,9 @@ def value_of(run: RunRecord, key: str) -> str:
     the encoder's or the module's class name; anything else is a dotted key of the resolved config
     (``data.split_source.split_index``, ``model.lr``, ``seed``). Lists (``tags``) are joined with commas.
     A run with none of these records (a planned job that never started) falls back to its own override
-    of the key, so it is counted in its row as not completed.
+    of the key, then to the value shared by all its ``siblings`` (started runs whose overrides differ from
+    its own only in the row's aggregated-over keys, e.g. another split), so it is counted in its row as
+    not completed.
     """
     if key in run.choices and run.choices[key] is not None:
         return str(run.choices[key])
@@ -229,6 +248,9 @@ def value_of(run: RunRecord, key: str) -> str:
         value = run.seed
     if value is None:
         value = dict(_split_override(o) for o in run.overrides).get(key)
+    if value is None and run.siblings:
+        lent = {value_of(sibling, key) for sibling in run.siblings}
+        value = lent.pop() if len(lent) == 1 and "-" not in lent else None
     if value is None:
         return "-"
     if isinstance(value, list):
