@@ -18,34 +18,20 @@ def _alive_at(log, elapsed: float) -> np.ndarray:
     return np.flatnonzero(~(log.conv_ts <= log.click_ts + elapsed))
 
 
-def test_without_engagement_it_is_the_delay_posterior_by_hand() -> None:
-    # No engagement: z* = p S / (p S + 1 - p F(A)) with S = F(A) - F(e), F the delay CDF.
+@pytest.mark.parametrize("given_p", [None, np.array([0.0, 0.05, 0.5, 1.0])])
+def test_without_engagement_it_is_the_delay_posterior_by_hand(given_p: np.ndarray | None) -> None:
+    # No engagement: z* = p S / (p S + 1 - p F(A)) with S = F(A) - F(e), F the delay CDF; p is the
+    # simulator's p(x), or the one supplied (a model's estimate) in its place.
     sim = _sim()
     log = sim.load()
-    rows = np.arange(3)
-    z = sim.flip_posterior(log, rows, np.full(3, 2.0), None)
+    rows = np.arange(4)
+    z = sim.flip_posterior(log, rows, np.full(4, 2.0), None, p_convert=given_p)
 
-    mu, p = log.truth["delay_mu"][rows], log.truth["p_convert"][rows]
+    mu = log.truth["delay_mu"][rows]
+    p = log.truth["p_convert"][rows] if given_p is None else given_p
     cdf_a = ndtr((np.log(72.0) - mu) / sim.delay_sigma)
     survive = cdf_a - ndtr((np.log(2.0) - mu) / sim.delay_sigma)
     assert z == pytest.approx(p * survive / (p * survive + 1.0 - p * cdf_a), rel=1e-9)
-
-
-def test_a_given_p_convert_replaces_the_truth_in_the_same_formula() -> None:
-    # z* with p(x) supplied (a model's estimate) is the same posterior with that p: p S / (p S + 1 - p F(A)).
-    sim = _sim()
-    log = sim.load()
-    rows, e = np.arange(4), np.full(4, 2.0)
-    truth = log.truth["p_convert"][rows]
-    assert sim.flip_posterior(log, rows, e, None, p_convert=truth) == pytest.approx(
-        sim.flip_posterior(log, rows, e, None), rel=1e-12
-    )
-    p = np.array([0.0, 0.05, 0.5, 1.0])
-    mu = log.truth["delay_mu"][rows]
-    cdf_a = ndtr((np.log(72.0) - mu) / sim.delay_sigma)
-    survive = cdf_a - ndtr((np.log(2.0) - mu) / sim.delay_sigma)
-    expected = p * survive / (p * survive + 1.0 - p * cdf_a)
-    assert sim.flip_posterior(log, rows, e, None, p_convert=p) == pytest.approx(expected, rel=1e-9)
 
 
 def test_equal_engagement_rates_change_nothing_and_exclusive_engagement_is_certain() -> None:
