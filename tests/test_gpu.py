@@ -87,6 +87,16 @@ def test_graph_models_train_on_gpu_like_on_cpu(experiment: str, tmp_path: Path) 
     assert_close(gpu, cpu, ["val/auc", "test/auc", "test/direction_auc", "test/ap"], tol=0.03)
 
 
+@pytest.mark.parametrize("model", ["blade", "digae", "gcn", "graphsage", "mlp"])
+def test_sparse_features_and_adjacencies_train_on_gpu_like_on_cpu(model: str, tmp_path: Path) -> None:
+    # Sparse CSR features (forced: the synthetic ones are dense) and the sparse-adjacency aggregation on
+    # CUDA, where torch has no reduce kernel for sparse matmuls (recsci.graph.models.sparse_matmul).
+    sampler = "adaptive" if model == "blade" else "full_batch"
+    overrides = [*FAST, f"model={model}", f"sampler={sampler}", "data.sparse_features=true", "logger=none"]
+    gpu, cpu = run_on(tmp_path, "gpu", overrides), run_on(tmp_path, "cpu", overrides)
+    assert_close(gpu, cpu, ["val/auc", "test/auc", "test/direction_auc", "test/ap"], tol=0.03)
+
+
 @pytest.mark.parametrize("model", UNCERTAINTY_MODELS)
 def test_uncertainty_estimators_train_on_gpu_like_on_cpu(model: str, tmp_path: Path) -> None:
     extra = {"uncertainty_mc_dropout": ["model.mc_samples=5"], "uncertainty_ensemble": ["model.n_members=2"]}

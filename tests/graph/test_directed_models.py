@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from recsci.graph.baselines import FeatureMLP, InDegreePopularity
-from recsci.graph.directed import BLADE, DiGAE, DualRoleConv
+from recsci.graph.directed import BLADE, DiGAE, DualRoleConv, RoleNeighbourhoods, neighbour_mean_matrix
 from recsci.graph.models import DotProductDecoder, GraphSAGE
 
 EDGE = torch.tensor([[0], [1]])  # a single edge 0 -> 1; node 2 is isolated
@@ -27,7 +27,7 @@ def test_dual_role_conv_matches_the_equation() -> None:
     conv = DualRoleConv(4, 3)
     source, target = torch.randn(3, 4), torch.randn(3, 4)
     edges = torch.tensor([[0, 0, 2], [1, 2, 1]])  # 0->1, 0->2, 2->1
-    new_source, new_target = conv(source, target, edges)
+    new_source, new_target = conv(source, target, RoleNeighbourhoods.build(edges, 3))
     # s_0' = W_s s_0 + W_so mean(t_1, t_2);  t_1' = W_t t_1 + W_ti mean(s_0, s_2)
     # source_update holds [W_s | W_so], target_update [W_t | W_ti].
     expected_s0 = conv.source_update(torch.cat([source[0], (target[1] + target[2]) / 2]))
@@ -41,14 +41,25 @@ def test_dual_role_conv_matches_the_equation() -> None:
 
 
 def test_weighted_neighbour_mean() -> None:
-    from recsci.graph.directed import NeighbourMean
-
     x = torch.tensor([[1.0], [3.0], [0.0]])
-    edges = torch.tensor([[0, 1], [2, 2]])
-    plain = NeighbourMean()(x, edges, 3)
-    weighted = NeighbourMean()(x, edges, 3, torch.tensor([1.0, 0.25]))
-    assert plain[2].item() == pytest.approx(2.0)
+    edges = torch.tensor([[0, 1, 1], [2, 2, 0]])  # 0 -> 2, 1 -> 2, 1 -> 0; node 1 has no in-neighbour
+    plain = neighbour_mean_matrix(edges, 3) @ x
+    weighted = neighbour_mean_matrix(edges, 3, torch.tensor([1.0, 0.25, 0.5])) @ x
+    assert plain.squeeze(1).tolist() == pytest.approx([3.0, 0.0, 2.0])
     assert weighted[2].item() == pytest.approx((1.0 + 0.75) / 1.25)
+    assert weighted[0].item() == pytest.approx(3.0)  # one in-neighbour: its value whatever the weight
+
+
+def test_role_neighbourhoods_follow_the_orientation() -> None:
+    edges = torch.tensor([[0, 0], [1, 2]])  # 0 -> 1, 0 -> 2
+    out_to_source = RoleNeighbourhoods.build(edges, 3)
+    in_to_source = RoleNeighbourhoods.build(edges, 3, orientation="in_to_source")
+    x = torch.tensor([[1.0], [2.0], [4.0]])
+    # out_to_source: node 0's source role reads its out-neighbours 1 and 2; node 1's target role reads 0.
+    assert (out_to_source.source_side @ x).squeeze(1).tolist() == pytest.approx([3.0, 0.0, 0.0])
+    assert (out_to_source.target_side @ x).squeeze(1).tolist() == pytest.approx([0.0, 1.0, 1.0])
+    assert torch.equal(in_to_source.source_side.to_dense(), out_to_source.target_side.to_dense())
+    assert torch.equal(in_to_source.target_side.to_dense(), out_to_source.source_side.to_dense())
 
 
 def test_blade_out_to_source_orientation() -> None:

@@ -14,12 +14,17 @@ from torch_geometric.data import Data
 from torch_geometric.utils import degree
 
 from recsci.graph.edge_set import EdgeSet
-from recsci.graph.models import PositiveInt
+from recsci.graph.models import PositiveInt, quiet_sparse_construction
 from recsci.graph.sampling import DirectedCSR, NeighborSampler
 from recsci.graph.splits import EvalEdges, LinkSplit, SplitSource, split_links
 
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
 FeatureKind = Literal["raw", "degree", "raw+degree"]
+
+# Below this share of non-zero entries, node features are stored sparse. Measured for a [5000, 1000] input
+# projected to 256 wide, forward + backward, one core: sparse CSR is 4x faster at 2% non-zero, 2x at 5%,
+# level at 10% and 5x slower at 35% (Amazon Photo's bag of words).
+SPARSE_FEATURE_DENSITY = 0.05
 
 
 class GraphSource(Protocol):
@@ -32,7 +37,7 @@ class GraphSource(Protocol):
 class LinkBatch:
     """One training step: a message-passing graph and the supervised pairs, in local node ids."""
 
-    x: Tensor  # [n, F] features of the batch's nodes
+    x: Tensor  # [n, F] features of the batch's nodes (sparse CSR when the datamodule stores them sparse)
     edge_index: Tensor  # [2, E] message-passing edges (original direction)
     pos: Tensor  # [2, B] observed edges
     neg: Tensor  # [2, B * num_negatives] random pairs
@@ -62,6 +67,11 @@ class LinkPredictionDataModule(pl.LightningDataModule):
 
     ``split_source`` (e.g. :class:`recsci.graph.splits.DirLinkBenchSplit`) replaces the default seeded
     random split (``val_ratio``/``test_ratio`` and ``split_seed`` are then unused).
+
+    ``sparse_features``: serve node features as sparse CSR matrices, so every encoder's input projection
+    is a sparse matmul (bag-of-words inputs: CiteSeer, squirrel and chameleon have under 1% non-zero
+    entries, Cora-ML 2%). ``None`` decides from the data: sparse when at most
+    ``SPARSE_FEATURE_DENSITY`` of the entries are non-zero. Results are the same up to float rounding.
     """
 
     def __init__(
@@ -75,6 +85,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         features: FeatureKind = "raw",
         split_seed: Annotated[int, Field(ge=0)] = 0,
         split_source: SplitSource | None = None,
+        sparse_features: bool | None = None,
     ) -> None:
         super().__init__()
         self.dataset = dataset
@@ -85,6 +96,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         self.features = features
         self.split_seed = split_seed
         self.split_source = split_source
+        self.sparse_features = sparse_features
         self.split: LinkSplit | None = None
 
     # Set up once: fit, validate and test of one run share the same split.
@@ -100,6 +112,11 @@ class LinkPredictionDataModule(pl.LightningDataModule):
             self.split = split_links(data.edge_index, data.num_nodes, *ratios, generator)
         train = self.split.train_pos
         self.x = self._node_features(data, train)
+        self._x_rows: Tensor | None = None  # COO copy of sparse features, for selecting a batch's rows
+        if self._store_sparse(self.x):
+            self._x_rows = self.x.to_sparse_coo().coalesce()
+            with quiet_sparse_construction():
+                self.x = self._x_rows.to_sparse_csr()
         self.train_edge_set = EdgeSet(train, data.num_nodes)
         self.train_one_way = ~self.train_edge_set.contains(train[1], train[0])
         self.graph = DirectedCSR.from_edge_index(train, data.num_nodes) if self.sampler is not None else None
@@ -150,8 +167,19 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         local_pos, local_neg, local_rev = local.split([pos.size(1), neg.size(1), reverse.size(1)], dim=1)
         weight = sub.edge_weight if self.sampler.walk_fill is not None else None
         return LinkBatch(
-            self.x[sub.nodes], sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight
+            self._feature_rows(sub.nodes), sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight
         )
+
+    def _store_sparse(self, x: Tensor) -> bool:
+        if self.sparse_features is not None:
+            return self.sparse_features
+        return x.numel() > 0 and torch.count_nonzero(x).item() <= SPARSE_FEATURE_DENSITY * x.numel()
+
+    def _feature_rows(self, nodes: Tensor) -> Tensor:
+        if self._x_rows is None:
+            return self.x[nodes]
+        # CSR has no row gather in torch; COO does, and converting the gathered rows back costs ~nnz.
+        return self._x_rows.index_select(0, nodes).to_sparse_csr()
 
     def _node_features(self, data: Data, train_edges: Tensor) -> Tensor:
         # Degree features come from training edges only, so held-out links do not leak into inputs.

@@ -14,38 +14,69 @@ out-neighbours), the convention of some public re-implementations; both are test
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import degree, scatter
 
-from recsci.graph.models import DropoutRate, NodeEmbeddings, PositiveInt, layer_widths
+from recsci.graph.models import (
+    DropoutRate,
+    LastGraphCache,
+    NodeEmbeddings,
+    PositiveInt,
+    layer_widths,
+    quiet_sparse_construction,
+    sparse_matmul,
+)
 
 Orientation = Literal["out_to_source", "in_to_source"]
 
 
-class NeighbourMean(MessagePassing):
-    """sum_{j -> i} w_ji x_j / sum_{j -> i} w_ji: the (weighted) neighbourhood mean along the edges.
+def neighbour_mean_matrix(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:
+    """M[i, j] = w_ji / sum_{k -> i} w_ki for every edge j -> i, as a sparse CSR [N, N] matrix.
 
-    Weights are 1 for real edges and the visit share for walk-filled virtual neighbours; without
-    weights this is PyG's plain mean aggregation (no per-edge multiply).
+    ``M @ x`` is the (weighted) mean of each node's in-neighbours' rows, zero for a node without any.
+    Weights are 1 for real edges and the visit share for walk-filled virtual neighbours; repeated edges
+    count once per copy. One sparse matmul instead of a gather and scatter of per-edge messages.
+    """
+    src, dst = edge_index
+    weight = torch.ones(src.numel(), device=src.device) if edge_weight is None else edge_weight.float()
+    total = scatter(weight, dst, dim=0, dim_size=num_nodes, reduce="sum")
+    share = weight / total[dst]
+    matrix = torch.sparse_coo_tensor(torch.stack([dst, src]), share, (num_nodes, num_nodes))
+    return matrix.coalesce().to_sparse_csr()
+
+
+@dataclass
+class RoleNeighbourhoods:
+    """The two neighbourhood means one BLADE layer reads, as :func:`neighbour_mean_matrix` matrices.
+
+    ``source_side @ h`` averages, for each node u, ``h`` over the neighbours its source role reads
+    (out-neighbours with orientation ``"out_to_source"``); ``target_side`` over those its target
+    role reads (in-neighbours).
     """
 
-    def __init__(self) -> None:
-        super().__init__(aggr="mean")
+    source_side: Tensor
+    target_side: Tensor
 
-    def forward(
-        self, x: Tensor, edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None
-    ) -> Tensor:
-        if edge_weight is None:
-            return self.propagate(edge_index, x=x, size=(num_nodes, num_nodes))
-        src, dst = edge_index
-        total = scatter(edge_weight.unsqueeze(-1) * x[src], dst, dim=0, dim_size=num_nodes, reduce="sum")
-        norm = scatter(edge_weight, dst, dim=0, dim_size=num_nodes, reduce="sum")
-        return total / norm.clamp_min(1e-12).unsqueeze(-1)
+    @classmethod
+    def build(
+        cls,
+        edge_index: Tensor,
+        num_nodes: int,
+        edge_weight: Tensor | None = None,
+        orientation: Orientation = "out_to_source",
+    ) -> RoleNeighbourhoods:
+        with quiet_sparse_construction():
+            # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
+            out_mean = neighbour_mean_matrix(edge_index.flip(0), num_nodes, edge_weight)
+            in_mean = neighbour_mean_matrix(edge_index, num_nodes, edge_weight)
+        if orientation == "in_to_source":
+            out_mean, in_mean = in_mean, out_mean
+        return cls(source_side=out_mean, target_side=in_mean)
 
 
 class DualRoleConv(nn.Module):
@@ -55,38 +86,25 @@ class DualRoleConv(nn.Module):
     larger kernels: the layer is matmul-bound on CPU).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        orientation: Orientation = "out_to_source",
-        both_sides: bool = False,
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, both_sides: bool = False) -> None:
         super().__init__()
-        self.orientation = orientation
         self.both_sides = both_sides
         width = (3 if both_sides else 2) * in_channels
         self.source_update = nn.Linear(width, out_channels)
         self.target_update = nn.Linear(width, out_channels)
-        self.mean = NeighbourMean()
 
     def forward(
-        self, source: Tensor, target: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
+        self, source: Tensor, target: Tensor, neighbourhoods: RoleNeighbourhoods
     ) -> tuple[Tensor, Tensor]:
-        n = source.size(0)
-        forward_edges, backward_edges = edge_index, edge_index.flip(0)
-        if self.orientation == "in_to_source":
-            forward_edges, backward_edges = backward_edges, forward_edges
-        # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
-        from_out_neighbours = self.mean(target, backward_edges, n, edge_weight)
-        from_in_neighbours = self.mean(source, forward_edges, n, edge_weight)
-        source_parts, target_parts = [source, from_out_neighbours], [target, from_in_neighbours]
+        source_side, target_side = neighbourhoods.source_side, neighbourhoods.target_side
+        source_parts = [source, sparse_matmul(source_side, target)]
+        target_parts = [target, sparse_matmul(target_side, source)]
         if self.both_sides:
             # Extension (not in the paper): each role also sees the same role on the other side
             # (s_u from the sources citing u, t_v from the targets v cites), so a node with an empty
             # side still gets structural signal.
-            source_parts.append(self.mean(source, forward_edges, n, edge_weight))
-            target_parts.append(self.mean(target, backward_edges, n, edge_weight))
+            source_parts.append(sparse_matmul(target_side, source))
+            target_parts.append(sparse_matmul(source_side, target))
         new_source = self.source_update(torch.cat(source_parts, dim=-1))
         new_target = self.target_update(torch.cat(target_parts, dim=-1))
         return new_source, new_target
@@ -121,15 +139,27 @@ class BLADE(nn.Module):
         # One projection to both roles' starting points (split below): one matmul instead of two.
         self.role_input = nn.Linear(in_channels, 2 * hidden_channels)
         widths = layer_widths(hidden_channels, hidden_channels, out_channels, num_layers)
-        self.layers = nn.ModuleList([DualRoleConv(i, o, orientation, both_sides) for i, o in widths])
+        self.layers = nn.ModuleList([DualRoleConv(i, o, both_sides) for i, o in widths])
         self.input_skip = nn.Linear(in_channels, 2 * out_channels) if input_skip else None
         self.dropout = dropout
+        self.orientation = orientation
+        # Evaluation (and full-batch training) passes the same training graph each time: build its
+        # neighbourhood matrices once. Sampled subgraphs, with or without walk weights, are built per batch.
+        self._neighbourhoods = LastGraphCache(self._build_neighbourhoods)
+
+    def _build_neighbourhoods(self, edge_index: Tensor, num_nodes: int) -> RoleNeighbourhoods:
+        return RoleNeighbourhoods.build(edge_index, num_nodes, orientation=self.orientation)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> NodeEmbeddings:
+        num_nodes = x.size(0)
+        if edge_weight is None:
+            neighbourhoods = self._neighbourhoods(edge_index, num_nodes)
+        else:
+            neighbourhoods = RoleNeighbourhoods.build(edge_index, num_nodes, edge_weight, self.orientation)
         source, target = self.role_input(x).chunk(2, dim=-1)
         for layer in self.layers:
             source, target = self._activate(source), self._activate(target)
-            source, target = layer(source, target, edge_index, edge_weight)
+            source, target = layer(source, target, neighbourhoods)
         if self.input_skip is not None:
             skip_source, skip_target = self.input_skip(x).chunk(2, dim=-1)
             source, target = source + skip_source, target + skip_target
@@ -139,24 +169,31 @@ class BLADE(nn.Module):
         return nn.functional.dropout(torch.relu(h), p=self.dropout, training=self.training)
 
 
-class DiGAEConv(MessagePassing):
-    """DiGAE's propagation (Kollias et al., 2022): x_i' = sum_{j -> i} d_out(j)^-a d_in(i)^-b x_j W."""
+class DiGAEConv(nn.Module):
+    """DiGAE's propagation (Kollias et al., 2022): X' = Â X W, Â[i, j] = d_out(j)^-a d_in(i)^-b for j -> i.
 
-    def __init__(self, in_channels: int, out_channels: int, alpha: float, beta: float) -> None:
-        super().__init__(aggr="add")
+    Â comes from :meth:`normalised_adjacency` as a sparse matrix, so the sum over in-neighbours is one
+    sparse matmul (squirrel, 174 k edges, 64 wide: ~10x faster than per-edge messages).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
         self.linear = nn.Linear(in_channels, out_channels)
-        self.alpha, self.beta = alpha, beta
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        n = x.size(0)
+    @staticmethod
+    def normalised_adjacency(edge_index: Tensor, num_nodes: int, alpha: float, beta: float) -> Tensor:
+        """Â as a sparse CSR [N, N] matrix, row i = target of the edges j -> i."""
         src, dst = edge_index
-        out_deg = degree(src, n).clamp_min(1)
-        in_deg = degree(dst, n).clamp_min(1)
-        weight = out_deg[src].pow(-self.alpha) * in_deg[dst].pow(-self.beta)
-        return self.propagate(edge_index, x=self.linear(x), weight=weight, size=(n, n))
+        out_deg = degree(src, num_nodes).clamp_min(1)
+        in_deg = degree(dst, num_nodes).clamp_min(1)
+        weight = out_deg[src].pow(-alpha) * in_deg[dst].pow(-beta)
+        # coalesce sums repeated edges, as summing their messages did
+        adj = torch.sparse_coo_tensor(torch.stack([dst, src]), weight, (num_nodes, num_nodes))
+        with quiet_sparse_construction():
+            return adj.coalesce().to_sparse_csr()
 
-    def message(self, x_j: Tensor, weight: Tensor) -> Tensor:
-        return weight.unsqueeze(-1) * x_j
+    def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        return sparse_matmul(adjacency, self.linear(x))
 
 
 class DiGAE(nn.Module):
@@ -174,18 +211,27 @@ class DiGAE(nn.Module):
     ) -> None:
         super().__init__()
         widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
-        # Source of u gathers targets of its out-neighbours (messages v -> u on the flipped graph).
-        self.source_layers = nn.ModuleList([DiGAEConv(i, o, beta, alpha) for i, o in widths])
-        self.target_layers = nn.ModuleList([DiGAEConv(i, o, alpha, beta) for i, o in widths])
+        self.source_layers = nn.ModuleList([DiGAEConv(i, o) for i, o in widths])
+        self.target_layers = nn.ModuleList([DiGAEConv(i, o) for i, o in widths])
+        self.alpha, self.beta = alpha, beta
         self.dropout = dropout
+        self._adjacencies = LastGraphCache(self._normalised_adjacencies)
+
+    def _normalised_adjacencies(self, edge_index: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:
+        # Source of u gathers targets of its out-neighbours: messages v -> u on the flipped graph, whose
+        # out-degree is the original in-degree, hence the swapped exponents.
+        flipped = edge_index.flip(0)
+        to_source = DiGAEConv.normalised_adjacency(flipped, num_nodes, self.beta, self.alpha)
+        to_target = DiGAEConv.normalised_adjacency(edge_index, num_nodes, self.alpha, self.beta)
+        return to_source, to_target
 
     def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+        to_source, to_target = self._adjacencies(edge_index, x.size(0))
         source, target = x, x
-        flipped = edge_index.flip(0)
         for depth, (source_layer, target_layer) in enumerate(
             zip(self.source_layers, self.target_layers, strict=True)
         ):
-            source, target = source_layer(target, flipped), target_layer(source, edge_index)
+            source, target = source_layer(target, to_source), target_layer(source, to_target)
             if depth < len(self.source_layers) - 1:
                 source = nn.functional.dropout(torch.relu(source), p=self.dropout, training=self.training)
                 target = nn.functional.dropout(torch.relu(target), p=self.dropout, training=self.training)

@@ -8,14 +8,18 @@ both roles; directed encoders (BLADE) return two. A decoder scores u -> v from `
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, SAGEConv
-from torch_geometric.utils import to_undirected
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor, to_undirected
 
 PositiveInt = Annotated[int, Field(ge=1)]
 DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -31,22 +35,100 @@ class SymmetricGNN(nn.Module):
     """A stack of undirected message-passing layers; one embedding per node used for both roles.
 
     The graph is symmetrised first: these are the GraphSAGE/GCN baselines that ignore direction.
+    Layers receive it as a sparse adjacency matrix, so aggregation is one sparse matmul instead of a
+    gather and scatter of per-edge messages (GCN on squirrel's 434 k symmetrised edges, 64 wide: 6x
+    faster per layer, GraphSAGE 11x); the matrix is rebuilt only when the message graph changes.
     """
 
-    def __init__(self, layers: list[nn.Module], dropout: float) -> None:
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        dropout: float,
+        projects_first: bool = True,
+        adjacency: Callable[[Tensor, int], Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.dropout = dropout
+        # Whether the first layer projects before it aggregates, so a sparse feature matrix can go in as is.
+        self.projects_first = projects_first
+        self._adjacency = LastGraphCache(adjacency or symmetric_adjacency)
 
     def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
-        edge_index = to_undirected(edge_index, num_nodes=x.size(0))
-        h = x
+        adj_t = self._adjacency(edge_index, x.size(0))
+        h = x if x.layout == torch.strided or self.projects_first else x.to_dense()
         for depth, layer in enumerate(self.layers):
-            h = layer(h, edge_index)
+            h = layer(h, adj_t)
             if depth < len(self.layers) - 1:
                 h = torch.relu(h)
                 h = nn.functional.dropout(h, p=self.dropout, training=self.training)
         return NodeEmbeddings(source=h, target=h)
+
+
+@contextmanager
+def quiet_sparse_construction() -> Iterator[None]:
+    """Silence the two warnings torch gives once per process when a sparse CSR matrix is first built.
+
+    They say CSR support is "beta" and that constructors skip invariant checks; our matrices come from
+    in-range indices through torch's own conversions, and the ops we use are tested against dense ones.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+        yield
+
+
+def sparse_matmul(matrix: Tensor, dense: Tensor) -> Tensor:
+    """``matrix @ dense`` for a sparse CSR ``matrix``, e.g. a (normalised) adjacency times node states.
+
+    On CPU through torch's reduce kernel: forward + backward 2x faster than the plain CSR product
+    (48 k edges, 13.5 k nodes, 64 wide: 5.3 vs 11.3 ms). CUDA has no reduce kernel for sparse
+    matmuls (PyG's ``spmm`` makes the same split).
+    """
+    if matrix.is_cuda:
+        return torch.sparse.mm(matrix, dense)
+    return torch.sparse.mm(matrix, dense, "sum")
+
+
+class LastGraphCache:
+    """Memoises ``build(edge_index, num_nodes)`` for the last message graph seen.
+
+    Full-batch training passes the same training graph at every step and at evaluation, so what an
+    encoder derives from it (a symmetrised or normalised sparse adjacency: a sort of all edges) is built
+    once per run instead of once per step. A different tensor, an in-place edit (the tensor's version
+    counter) or another node count rebuilds it, so sampled subgraphs are always fresh.
+    """
+
+    def __init__(self, build: Callable[[Tensor, int], Any]) -> None:
+        self.build = build
+        self._key: tuple[Tensor, int, int] | None = None
+        self._value: Any = None
+
+    def __call__(self, edge_index: Tensor, num_nodes: int) -> Any:
+        key = self._key
+        if key is None or key[0] is not edge_index or key[1] != edge_index._version or key[2] != num_nodes:
+            with quiet_sparse_construction():
+                self._value = self.build(edge_index, num_nodes)
+            self._key = (edge_index, edge_index._version, num_nodes)
+        return self._value
+
+
+def symmetric_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """The graph with every edge in both directions, as a sparse CSR [N, N] matrix of ones."""
+    undirected = to_undirected(edge_index, num_nodes=num_nodes)
+    return to_torch_csr_tensor(undirected, size=(num_nodes, num_nodes))
+
+
+def gcn_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """GCN's D^-1/2 (A + I) D^-1/2 of the symmetrised graph as a sparse CSR matrix.
+
+    Self-loops are added only where missing, as ``GCNConv`` does on an ``edge_index`` (on a sparse matrix
+    it would add a second one to a node that has one).
+    """
+    undirected = to_undirected(edge_index, num_nodes=num_nodes)
+    looped, _ = add_remaining_self_loops(undirected, num_nodes=num_nodes)
+    normalised, weight = gcn_norm(looped, num_nodes=num_nodes, add_self_loops=False)
+    return to_torch_csr_tensor(normalised, weight, size=(num_nodes, num_nodes))
 
 
 def layer_widths(
@@ -54,6 +136,22 @@ def layer_widths(
 ) -> list[tuple[int, int]]:
     dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
     return list(zip(dims[:-1], dims[1:], strict=True))
+
+
+class ProjectFirstSAGEConv(SAGEConv):
+    """PyG's ``SAGEConv`` for a linear aggregation (mean, sum) that projects before it aggregates.
+
+    W_l mean_j(x_j) = mean_j(W_l x_j): the same layer, parameters and state-dict keys, but neighbours are
+    averaged over ``out_channels`` values instead of ``in_channels`` (2,089 bag-of-words columns on
+    squirrel, 64 after projection) and a sparse feature matrix can go in as is.
+    """
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
+        projected = nn.functional.linear(x, self.lin_l.weight)
+        out = self.propagate(edge_index, x=(projected, projected)) + self.lin_l.bias
+        if self.root_weight:
+            out = out + self.lin_r(x)
+        return nn.functional.normalize(out, p=2.0, dim=-1) if self.normalize else out
 
 
 class GraphSAGE(SymmetricGNN):
@@ -69,7 +167,9 @@ class GraphSAGE(SymmetricGNN):
         aggr: str = "mean",
     ) -> None:
         widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
-        super().__init__([SAGEConv(i, o, aggr=aggr) for i, o in widths], dropout)
+        linear = aggr in ("mean", "sum", "add")
+        conv = ProjectFirstSAGEConv if linear else SAGEConv
+        super().__init__([conv(i, o, aggr=aggr) for i, o in widths], dropout, projects_first=linear)
 
 
 class GCN(SymmetricGNN):
@@ -84,7 +184,9 @@ class GCN(SymmetricGNN):
         dropout: DropoutRate = 0.0,
     ) -> None:
         widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
-        super().__init__([GCNConv(i, o) for i, o in widths], dropout)
+        # Normalised once per graph (gcn_adjacency), not by each layer at each step.
+        layers = [GCNConv(i, o, normalize=False) for i, o in widths]
+        super().__init__(layers, dropout, adjacency=gcn_adjacency)
 
 
 class DotProductDecoder(nn.Module):
