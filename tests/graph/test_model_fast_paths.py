@@ -252,3 +252,15 @@ def test_blade_neighbourhood_matrices_match_per_edge_messages(edge_index, orient
         return torch.cat([emb.source, emb.target], dim=1)
 
     assert_same_with_grads(plain, fast, lambda m: reference_blade(m, x, edge_index, weight), run_fast)
+
+
+def test_a_pickled_encoder_starts_with_an_empty_graph_cache(edge_index) -> None:
+    import pickle
+
+    model = GCN(F, 16, 8)
+    x = torch.randn(N, F)
+    expected = model(x, edge_index).source
+    assert model._adjacency._value is not None
+    restored = pickle.loads(pickle.dumps(model))  # as DDP spawn sends the module to its workers
+    assert restored._adjacency._value is None
+    torch.testing.assert_close(restored(x, edge_index).source, expected)

@@ -104,6 +104,12 @@ class LastGraphCache:
         self._key: tuple[Tensor, int, int] | None = None
         self._value: Any = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The cached value is derived data: a pickled or copied encoder (DDP spawn pickles the module to
+        # its workers) starts empty. A sparse CSR tensor cannot cross processes through torch's
+        # shared-memory reducer: the worker aborts.
+        return {"build": self.build, "_key": None, "_value": None}
+
     def __call__(self, edge_index: Tensor, num_nodes: int) -> Any:
         key = self._key
         if key is None or key[0] is not edge_index or key[1] != edge_index._version or key[2] != num_nodes:
