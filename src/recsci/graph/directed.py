@@ -27,8 +27,8 @@ from recsci.graph.models import (
     LastGraphCache,
     NodeEmbeddings,
     PositiveInt,
+    aggregation_matrix,
     layer_widths,
-    quiet_sparse_construction,
     sparse_matmul,
 )
 
@@ -42,12 +42,10 @@ def neighbour_mean_matrix(edge_index: Tensor, num_nodes: int, edge_weight: Tenso
     Weights are 1 for real edges and the visit share for walk-filled virtual neighbours; repeated edges
     count once per copy. One sparse matmul instead of a gather and scatter of per-edge messages.
     """
-    src, dst = edge_index
-    weight = torch.ones(src.numel(), device=src.device) if edge_weight is None else edge_weight.float()
+    dst = edge_index[1]
+    weight = torch.ones(dst.numel(), device=dst.device) if edge_weight is None else edge_weight.float()
     total = scatter(weight, dst, dim=0, dim_size=num_nodes, reduce="sum")
-    share = weight / total[dst]
-    matrix = torch.sparse_coo_tensor(torch.stack([dst, src]), share, (num_nodes, num_nodes))
-    return matrix.coalesce().to_sparse_csr()
+    return aggregation_matrix(edge_index, num_nodes, weight / total[dst])
 
 
 @dataclass
@@ -70,10 +68,9 @@ class RoleNeighbourhoods:
         edge_weight: Tensor | None = None,
         orientation: Orientation = "out_to_source",
     ) -> RoleNeighbourhoods:
-        with quiet_sparse_construction():
-            # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
-            out_mean = neighbour_mean_matrix(edge_index.flip(0), num_nodes, edge_weight)
-            in_mean = neighbour_mean_matrix(edge_index, num_nodes, edge_weight)
+        # Messages flow against the edge to reach a source (u <- v), along it to reach a target (u -> v).
+        out_mean = neighbour_mean_matrix(edge_index.flip(0), num_nodes, edge_weight)
+        in_mean = neighbour_mean_matrix(edge_index, num_nodes, edge_weight)
         if orientation == "in_to_source":
             out_mean, in_mean = in_mean, out_mean
         return cls(source_side=out_mean, target_side=in_mean)
@@ -187,10 +184,7 @@ class DiGAEConv(nn.Module):
         out_deg = degree(src, num_nodes).clamp_min(1)
         in_deg = degree(dst, num_nodes).clamp_min(1)
         weight = out_deg[src].pow(-alpha) * in_deg[dst].pow(-beta)
-        # coalesce sums repeated edges, as summing their messages did
-        adj = torch.sparse_coo_tensor(torch.stack([dst, src]), weight, (num_nodes, num_nodes))
-        with quiet_sparse_construction():
-            return adj.coalesce().to_sparse_csr()
+        return aggregation_matrix(edge_index, num_nodes, weight)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
         return sparse_matmul(adjacency, self.linear(x))

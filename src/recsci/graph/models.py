@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, SAGEConv
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.utils import add_remaining_self_loops, to_torch_csr_tensor, to_undirected
+from torch_geometric.utils import add_remaining_self_loops, to_undirected
 
 PositiveInt = Annotated[int, Field(ge=1)]
 DropoutRate = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -113,16 +113,28 @@ class LastGraphCache:
     def __call__(self, edge_index: Tensor, num_nodes: int) -> Any:
         key = self._key
         if key is None or key[0] is not edge_index or key[1] != edge_index._version or key[2] != num_nodes:
-            with quiet_sparse_construction():
-                self._value = self.build(edge_index, num_nodes)
+            self._value = self.build(edge_index, num_nodes)
             self._key = (edge_index, edge_index._version, num_nodes)
         return self._value
 
 
+def aggregation_matrix(edge_index: Tensor, num_nodes: int, weight: Tensor | None = None) -> Tensor:
+    """A[i, j] = sum of the weights of the edges j -> i, as a sparse CSR [N, N] matrix (row = target).
+
+    ``A @ h`` sums each node's incoming messages ``w_ji h_j``; repeated edges add up, as their messages
+    did. Every encoder's sparse adjacency is built here.
+    """
+    src, dst = edge_index
+    if weight is None:
+        weight = torch.ones(src.numel(), device=src.device)
+    with quiet_sparse_construction():
+        matrix = torch.sparse_coo_tensor(torch.stack([dst, src]), weight.float(), (num_nodes, num_nodes))
+        return matrix.coalesce().to_sparse_csr()
+
+
 def symmetric_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
     """The graph with every edge in both directions, as a sparse CSR [N, N] matrix of ones."""
-    undirected = to_undirected(edge_index, num_nodes=num_nodes)
-    return to_torch_csr_tensor(undirected, size=(num_nodes, num_nodes))
+    return aggregation_matrix(to_undirected(edge_index, num_nodes=num_nodes), num_nodes)
 
 
 def gcn_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
@@ -134,7 +146,7 @@ def gcn_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
     undirected = to_undirected(edge_index, num_nodes=num_nodes)
     looped, _ = add_remaining_self_loops(undirected, num_nodes=num_nodes)
     normalised, weight = gcn_norm(looped, num_nodes=num_nodes, add_self_loops=False)
-    return to_torch_csr_tensor(normalised, weight, size=(num_nodes, num_nodes))
+    return aggregation_matrix(normalised, num_nodes, weight)
 
 
 def layer_widths(
