@@ -211,6 +211,28 @@ def test_a_tables_jobs_run_one_by_one_still_count_the_ones_never_started(tmp_pat
     assert sorted(missing.overrides) == ["model=b", "seed=1"]
 
 
+def test_jobs_match_their_runs_however_a_value_is_spelled(tmp_path: Path) -> None:
+    # Hydra plans `flag=false` as `flag=False` and `lr=1e-3` as `lr=0.001`; a run launched by hand
+    # records the spelling typed. Both are the same job: it must not read as never started.
+    definition = tmp_path / "tiny.yaml"
+    spec = {"name": "tests/spelling", "problem": "graph", "by": ["model"], "over": ["seed"],
+            "sweeps": [{"name": "rows", "overrides": ["model=a", "seed=0,1", "lr=1e-3"]}]}  # fmt: skip
+    definition.write_text(yaml.safe_dump({**spec, "metrics": ["test/auc"]}))
+    for seed in (0, 1):
+        make_run(
+            tmp_path / "sweep" / "rows" / str(seed),
+            metrics={"test/auc": 0.5},
+            config={"seed": seed},
+            choices={"model": "a"},
+            overrides=["model=a", f"seed={seed}", "lr=1e-3", "flag=false", "experiment_name=tests/spelling"],
+        )
+    files = build_table_report(
+        TableDefinition.load(definition), tmp_path / "sweep", ["flag=false"], wandb=False
+    )
+    assert [r.status for r in files.runs] == ["completed", "completed"]
+    assert [(r[0], r[1], r[-1]) for r in files.report.results.rows] == [("a", "2", "ours")]
+
+
 def test_a_never_started_job_takes_row_values_its_overrides_do_not_name_from_its_siblings(
     tmp_path: Path,
 ) -> None:

@@ -7,6 +7,7 @@ never started have no folder at all: they are recovered from the sweep's ``multi
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -143,9 +144,10 @@ def collect_runs(
     runs = [read_run(p) for p in find_run_dirs(root)]
     for sweep_file in sorted(root.rglob("multirun.yaml")):
         runs.extend(_never_started(sweep_file, runs))
-    known = [set(r.overrides) for r in runs if r.overrides]  # started, or planned by a multirun
+    # Compared as Hydra parses them: a job planned as `flag=false` and run as `flag=False` is the same job.
+    known = [set(canonical_overrides(r.overrides)) for r in runs if r.overrides]  # started, or planned
     for job in planned:
-        if not any(set(job) <= overrides for overrides in known):
+        if not any(set(canonical_overrides(job)) <= overrides for overrides in known):
             runs.append(
                 RunRecord(path=None, status=NOT_STARTED, overrides=list(job), error="planned, never started")
             )
@@ -159,7 +161,8 @@ def collect_runs(
 def _same_but(job: Sequence[str], run: Sequence[str], keys: Sequence[str]) -> bool:
     """Whether a run set every override of ``job`` to the same value, except possibly ``keys`` (the run may
     carry more, e.g. the ``experiment_name`` a table adds)."""
-    wanted, done = dict(_split_override(o) for o in job), dict(_split_override(o) for o in run)
+    wanted = dict(_split_override(o) for o in canonical_overrides(job))
+    done = dict(_split_override(o) for o in canonical_overrides(run))
     return all(k in done and (k in keys or done[k] == v) for k, v in wanted.items())
 
 
@@ -168,7 +171,7 @@ def _never_started(sweep_file: Path, runs: list[RunRecord]) -> list[RunRecord]:
     planned = planned_jobs(sweep_file)
     sweep_dir = sweep_file.parent
     inside = [r for r in runs if r.path is not None and sweep_dir in r.path.parents]
-    started = [sorted(r.overrides) for r in inside if r.overrides]
+    started = [sorted(canonical_overrides(r.overrides)) for r in inside if r.overrides]
     # A dir without .hydra/overrides.yaml is matched by Hydra's default subdir name: the job number.
     numbered = {int(r.path.name) for r in inside if not r.overrides and r.path and r.path.name.isdigit()}
     missing = []
@@ -206,6 +209,25 @@ def expand_jobs(overrides: list[str]) -> list[list[str]]:
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def canonical_overrides(overrides: Sequence[str]) -> list[str]:
+    """``overrides`` as Hydra's basic sweeper writes a job's: each value parsed and printed back, so
+    spellings of one value (``false`` / ``False``, ``1e-3`` / ``0.001``) compare equal.
+
+    Overrides Hydra cannot parse as one job's (a sweep, a typo) are returned as they are, and so still
+    compare by their text.
+    """
+    return list(_canonical(tuple(overrides)))
+
+
+@functools.lru_cache(maxsize=4096)  # a report compares every never-started job with every run
+def _canonical(overrides: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        (job,) = expand_jobs(list(overrides))
+    except Exception:
+        return overrides
+    return tuple(job)
 
 
 # -- reading config values -------------------------------------------------------------------------
