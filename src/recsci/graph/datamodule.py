@@ -44,6 +44,8 @@ class LinkBatch:
     reverse: Tensor  # [2, R] reverses of one-directional observed edges (hard negatives)
     node_ids: Tensor  # [n] global id of each local node
     edge_weight: Tensor | None = None  # [E] message weights (walk-filled virtual edges < 1); None = all 1
+    # The pairs use only local ids below this (a sampled batch's seeds come first); None: any node.
+    num_seeds: int | None = None
 
 
 @dataclass
@@ -166,8 +168,9 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         sub = self.sampler.sample(self.graph, seeds)
         local_pos, local_neg, local_rev = local.split([pos.size(1), neg.size(1), reverse.size(1)], dim=1)
         weight = sub.edge_weight if self.sampler.walk_fill is not None else None
+        features = self._feature_rows(sub.nodes)
         return LinkBatch(
-            self._feature_rows(sub.nodes), sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight
+            features, sub.edge_index, local_pos, local_neg, local_rev, sub.nodes, weight, sub.num_seeds
         )
 
     def _store_sparse(self, x: Tensor) -> bool:

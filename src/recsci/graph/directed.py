@@ -28,7 +28,9 @@ from recsci.graph.models import (
     NodeEmbeddings,
     PositiveInt,
     aggregation_matrix,
+    layer_blocks,
     layer_widths,
+    leading_rows,
     sparse_matmul,
 )
 
@@ -94,8 +96,10 @@ class DualRoleConv(nn.Module):
         self, source: Tensor, target: Tensor, neighbourhoods: RoleNeighbourhoods
     ) -> tuple[Tensor, Tensor]:
         source_side, target_side = neighbourhoods.source_side, neighbourhoods.target_side
-        source_parts = [source, sparse_matmul(source_side, target)]
-        target_parts = [target, sparse_matmul(target_side, source)]
+        # The neighbourhoods may cover only the first rows (a trimmed layer, see layer_blocks).
+        rows = source_side.size(0)
+        source_parts = [source[:rows], sparse_matmul(source_side, target)]
+        target_parts = [target[:rows], sparse_matmul(target_side, source)]
         if self.both_sides:
             # Extension (not in the paper): each role also sees the same role on the other side
             # (s_u from the sources citing u, t_v from the targets v cites), so a node with an empty
@@ -147,18 +151,28 @@ class BLADE(nn.Module):
     def _build_neighbourhoods(self, edge_index: Tensor, num_nodes: int) -> RoleNeighbourhoods:
         return RoleNeighbourhoods.build(edge_index, num_nodes, orientation=self.orientation)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> NodeEmbeddings:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_weight: Tensor | None = None,
+        num_outputs: int | None = None,
+    ) -> NodeEmbeddings:
+        """Both roles' embeddings of every node, or of the first ``num_outputs`` only (a sampled batch's
+        seeds: each layer then computes only the rows the next one reads)."""
         num_nodes = x.size(0)
         if edge_weight is None:
             neighbourhoods = self._neighbourhoods(edge_index, num_nodes)
         else:
             neighbourhoods = RoleNeighbourhoods.build(edge_index, num_nodes, edge_weight, self.orientation)
-        source, target = self.role_input(x).chunk(2, dim=-1)
-        for layer in self.layers:
+        matrices = (neighbourhoods.source_side, neighbourhoods.target_side)
+        input_rows, blocks = layer_blocks(matrices, len(self.layers), num_outputs)
+        source, target = self.role_input(leading_rows(x, input_rows)).chunk(2, dim=-1)
+        for layer, block in zip(self.layers, blocks, strict=True):
             source, target = self._activate(source), self._activate(target)
-            source, target = layer(source, target, neighbourhoods)
+            source, target = layer(source, target, RoleNeighbourhoods(*block))
         if self.input_skip is not None:
-            skip_source, skip_target = self.input_skip(x).chunk(2, dim=-1)
+            skip_source, skip_target = self.input_skip(leading_rows(x, source.size(0))).chunk(2, dim=-1)
             source, target = source + skip_source, target + skip_target
         return NodeEmbeddings(source=source, target=target)
 

@@ -46,6 +46,7 @@ class SymmetricGNN(nn.Module):
         dropout: float,
         projects_first: bool = True,
         adjacency: Callable[[Tensor, int], Tensor] | None = None,
+        trims: bool = True,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
@@ -53,12 +54,17 @@ class SymmetricGNN(nn.Module):
         # Whether the first layer projects before it aggregates, so a sparse feature matrix can go in as is.
         self.projects_first = projects_first
         self._adjacency = LastGraphCache(adjacency or symmetric_adjacency)
+        # Whether the layers accept an adjacency with fewer rows than their input (see layer_blocks).
+        self.trims = trims
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> NodeEmbeddings:
+    def forward(self, x: Tensor, edge_index: Tensor, num_outputs: int | None = None) -> NodeEmbeddings:
+        """Embeddings of every node, or of the first ``num_outputs`` only (a sampled batch's seeds)."""
         adj_t = self._adjacency(edge_index, x.size(0))
-        h = x if x.layout == torch.strided or self.projects_first else x.to_dense()
-        for depth, layer in enumerate(self.layers):
-            h = layer(h, adj_t)
+        input_rows, blocks = layer_blocks((adj_t,), len(self.layers), num_outputs if self.trims else None)
+        h = leading_rows(x, input_rows)
+        h = h if h.layout == torch.strided or self.projects_first else h.to_dense()
+        for depth, (layer, (block,)) in enumerate(zip(self.layers, blocks, strict=True)):
+            h = layer(h, block)
             if depth < len(self.layers) - 1:
                 h = torch.relu(h)
                 h = nn.functional.dropout(h, p=self.dropout, training=self.training)
@@ -132,6 +138,48 @@ def aggregation_matrix(edge_index: Tensor, num_nodes: int, weight: Tensor | None
         return matrix.coalesce().to_sparse_csr()
 
 
+def layer_blocks(
+    matrices: tuple[Tensor, ...], num_layers: int, num_outputs: int | None = None
+) -> tuple[int, list[tuple[Tensor, ...]]]:
+    """Cut a stack of ``num_layers`` layers down to the rows it must compute: (input rows, per-layer blocks).
+
+    ``matrices``: the sparse CSR [N, N] aggregation matrices every layer reads (row = receiving node).
+    Only the first ``num_outputs`` nodes' embeddings are needed (a sampled batch's seeds: its supervised
+    pairs use nothing else); the last layer then computes those rows only, the layer before it the rows
+    those read (they come first, since a sampler orders nodes by the hop that reached them), and so on
+    down to the input. Each layer's block keeps its rows whole (same means and sums) and has as many
+    columns as the largest node index they read, so the layer's output is the same as on the full
+    matrices, on fewer rows. ``num_outputs`` None (full-batch training, evaluation): every layer reads
+    the whole matrices.
+    """
+    num_nodes = matrices[0].size(0)
+    if num_outputs is None or num_outputs >= num_nodes:
+        return num_nodes, [matrices] * num_layers
+    blocks: list[tuple[Tensor, ...]] = []
+    rows = num_outputs
+    for _ in range(num_layers):
+        kept = [(m.crow_indices()[: rows + 1], m.col_indices(), m.values()) for m in matrices]
+        kept = [(crow, col[: int(crow[-1])], values[: int(crow[-1])]) for crow, col, values in kept]
+        # The layer's own term reads its first `rows` rows too, hence at least `rows` columns.
+        cols = max([rows] + [int(col.max()) + 1 for _, col, _ in kept if col.numel()])
+        with quiet_sparse_construction():
+            blocks.append(tuple(torch.sparse_csr_tensor(*parts, (rows, cols)) for parts in kept))
+        rows = cols
+    return rows, blocks[::-1]
+
+
+def leading_rows(x: Tensor, rows: int) -> Tensor:
+    """The first ``rows`` rows of a dense or sparse CSR matrix (CSR tensors have no slicing in torch)."""
+    if rows >= x.size(0):
+        return x
+    if x.layout != torch.sparse_csr:
+        return x[:rows]
+    crow = x.crow_indices()[: rows + 1]
+    nnz = int(crow[-1])
+    with quiet_sparse_construction():
+        return torch.sparse_csr_tensor(crow, x.col_indices()[:nnz], x.values()[:nnz], (rows, x.size(1)))
+
+
 def symmetric_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:
     """The graph with every edge in both directions, as a sparse CSR [N, N] matrix of ones."""
     return aggregation_matrix(to_undirected(edge_index, num_nodes=num_nodes), num_nodes)
@@ -166,9 +214,12 @@ class ProjectFirstSAGEConv(SAGEConv):
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:  # type: ignore[override]
         projected = nn.functional.linear(x, self.lin_l.weight)
-        out = self.propagate(edge_index, x=(projected, projected)) + self.lin_l.bias
+        # A sparse adjacency may have fewer rows than x has (a trimmed layer, see layer_blocks): the
+        # receiving nodes are then x's first rows.
+        receivers = edge_index.size(0) if edge_index.layout != torch.strided else x.size(0)
+        out = self.propagate(edge_index, x=(projected, projected[:receivers])) + self.lin_l.bias
         if self.root_weight:
-            out = out + self.lin_r(x)
+            out = out + self.lin_r(leading_rows(x, receivers))
         return nn.functional.normalize(out, p=2.0, dim=-1) if self.normalize else out
 
 
@@ -187,7 +238,8 @@ class GraphSAGE(SymmetricGNN):
         widths = layer_widths(in_channels, hidden_channels, out_channels, num_layers)
         linear = aggr in ("mean", "sum", "add")
         conv = ProjectFirstSAGEConv if linear else SAGEConv
-        super().__init__([conv(i, o, aggr=aggr) for i, o in widths], dropout, projects_first=linear)
+        layers = [conv(i, o, aggr=aggr) for i, o in widths]
+        super().__init__(layers, dropout, projects_first=linear, trims=linear)
 
 
 class GCN(SymmetricGNN):

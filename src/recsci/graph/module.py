@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -84,14 +85,24 @@ class LinkPredictionModule(pl.LightningModule):
         self.encoder = self.encoder_factory(in_channels=in_channels)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, node_ids: Tensor | None = None, edge_weight: Tensor | None = None
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        node_ids: Tensor | None = None,
+        edge_weight: Tensor | None = None,
+        num_outputs: int | None = None,
     ) -> NodeEmbeddings:
+        """Node embeddings; ``num_outputs``: only the first nodes' are needed (a sampled batch's seeds),
+        which encoders that can trim their layers to them (BLADE, GraphSAGE, GCN) use to skip the rest."""
         if self.node_embedding is not None:
             x = self.node_embedding(node_ids)
-        if edge_weight is None:
-            return self.encoder(x, edge_index)
-        # Only encoders that weight messages (BLADE) accept edge weights from walk-filled neighbourhoods.
-        return self.encoder(x, edge_index, edge_weight)
+        options: dict[str, object] = {}
+        if edge_weight is not None:
+            # Only encoders that weight messages (BLADE) accept edge weights from walk-filled neighbourhoods.
+            options["edge_weight"] = edge_weight
+        if num_outputs is not None and "num_outputs" in inspect.signature(self.encoder.forward).parameters:
+            options["num_outputs"] = num_outputs
+        return self.encoder(x, edge_index, **options)
 
     @property
     def trainable(self) -> bool:
@@ -103,7 +114,7 @@ class LinkPredictionModule(pl.LightningModule):
     def training_step(self, batch: LinkBatch, batch_idx: int) -> Tensor | None:
         if not self.trainable:
             return None  # non-learned baselines: nothing to fit
-        embeddings = self(batch.x, batch.edge_index, batch.node_ids, batch.edge_weight)
+        embeddings = self(batch.x, batch.edge_index, batch.node_ids, batch.edge_weight, batch.num_seeds)
         weight = self.hparams.reverse_negative_weight
         reverse = self.score(embeddings, batch.reverse) if weight > 0 and batch.reverse.numel() else None
         loss = link_loss(
