@@ -1,4 +1,5 @@
-"""Tests for trimming a sampled batch's layers to the rows they must compute (``layer_blocks``).
+"""Tests for training batches: how their edges are served, and trimming a sampled batch's layers to the
+rows they must compute (``layer_blocks``).
 
 On a sampled subgraph only the seeds' embeddings are scored, so BLADE, GraphSAGE and GCN compute their
 last layer for the seeds only and each earlier layer for the rows the next one reads. The seeds' outputs
@@ -150,3 +151,27 @@ def test_a_sampled_training_step_trims_to_the_batch_seeds_and_keeps_its_loss(gra
     untrimmed = module.training_step(type(batch)(**{**vars(batch), "num_seeds": None}), 0)
     assert seen == [batch.num_seeds, batch.node_ids.numel()]
     torch.testing.assert_close(loss, untrimmed)
+
+
+def test_training_batches_are_shuffled_positions_also_under_a_distributed_sampler(graph_edges) -> None:
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    dm = LinkPredictionDataModule(FixedGraph(torch.randn(N, F), graph_edges), batch_size=32)
+    dm.setup()
+    num_train = dm.split.train_pos.size(1)
+    positions = dm.train_dataloader()
+    positions.collate_fn = lambda batch: batch  # the edge positions each batch would train on
+    torch.manual_seed(8)
+    batches = list(positions)
+    torch.manual_seed(8)
+    plain = list(DataLoader(torch.arange(num_train), batch_size=32, shuffle=True))
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(batches, plain, strict=True))
+    # DDP: Lightning swaps in a DistributedSampler and keeps the batch size; each rank gets half the edges.
+    ranks = [
+        list(_update_dataloader(positions, DistributedSampler(positions.dataset, num_replicas=2, rank=rank)))
+        for rank in (0, 1)
+    ]
+    assert all(batch.shape == (32,) for batch in ranks[0][:-1])
+    seen = torch.cat([torch.cat(batches) for batches in ranks])
+    assert torch.equal(torch.unique(seen), torch.arange(num_train))

@@ -59,6 +59,27 @@ class EvalBatch:
     known_edges: Tensor  # [2, K] held-out edges of earlier splits: true links, never ranked as candidates
 
 
+class _Positions:
+    """The positions 0..size-1 of the training edges, fetched a batch at a time as one tensor.
+
+    The same shuffled batches as a ``DataLoader`` over ``torch.arange(size)`` (also when Lightning swaps
+    in a distributed sampler), but the loader's ``__getitems__`` fetch builds each batch in one call
+    instead of one 0-d tensor per edge (4.6 -> 0.8 ms a batch of 2,048).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, position: int) -> int:
+        return position
+
+    def __getitems__(self, positions: list[int]) -> Tensor:
+        return torch.as_tensor(positions)
+
+
 class LinkPredictionDataModule(pl.LightningDataModule):
     """Splits a directed graph into train/val/test links and serves training batches.
 
@@ -136,7 +157,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         num_train = self.split.train_pos.size(1)
         return DataLoader(
-            torch.arange(num_train), batch_size=self.batch_size, shuffle=True, collate_fn=self._train_batch
+            _Positions(num_train), batch_size=self.batch_size, shuffle=True, collate_fn=self._train_batch
         )
 
     def val_dataloader(self) -> DataLoader:
@@ -155,8 +176,7 @@ class LinkPredictionDataModule(pl.LightningDataModule):
         )
         return DataLoader([batch], batch_size=None)
 
-    def _train_batch(self, edge_ids: list[Tensor] | Tensor) -> LinkBatch:
-        edge_ids = torch.as_tensor(edge_ids)
+    def _train_batch(self, edge_ids: Tensor) -> LinkBatch:
         pos = self.split.train_pos[:, edge_ids]
         num_nodes = self.split.num_nodes
         # Uniform random pairs as negatives; true edges among them are rare and left in (standard practice).
