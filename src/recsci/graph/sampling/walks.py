@@ -57,32 +57,42 @@ class WalkFill:
 
         ``row`` indexes ``nodes``; ``neighbour`` is a global node id; ``weight`` is the visit share.
         """
-        deficit = (budget - graph.side(side).degree[nodes]).clamp_min(0)
+        # Gathers by index_select: on CPU ~5x faster than advanced indexing for these 1-D lookups (walks
+        # are the sampler's largest arrays: ~230 k per batch on squirrel).
+        deficit = (budget - graph.side(side).degree.index_select(0, nodes)).clamp_min(0)
         origin_row, _ = _ops.expand_segments(deficit * self.walks_per_slot)
-        position = nodes[origin_row]
+        origin = nodes.index_select(0, origin_row)
+        position = origin
         alive = torch.ones_like(position, dtype=torch.bool)
         step_side = side
         for _ in range(self.walk_length):
             adj = graph.side(step_side)
-            deg = adj.degree[position]
+            deg = adj.degree.index_select(0, position)
             alive &= deg > 0
             draw = torch.rand(
                 position.numel(), generator=generator, dtype=torch.float64, device=position.device
             )
-            slot = adj.ptr[position] + (draw * deg).long().clamp_max(torch.clamp_min(deg - 1, 0))
+            slot = adj.ptr.index_select(0, position) + (draw * deg).long().clamp_max(
+                torch.clamp_min(deg - 1, 0)
+            )
             slot = torch.where(alive, slot, torch.zeros_like(slot))
-            position = torch.where(alive, adj.neighbor[slot] if adj.neighbor.numel() else position, position)
+            if adj.neighbor.numel():
+                position = torch.where(alive, adj.neighbor.index_select(0, slot), position)
             step_side = _OTHER_SIDE[step_side]
-        origin = nodes[origin_row]
-        src, dst = (origin, position) if side == "out" else (position, origin)
-        keep = alive & (position != origin) & ~graph.has_edges(src, dst)
-        return self._most_visited(origin_row[keep], position[keep], deficit, graph.num_nodes)
+        keep = alive & (position != origin)
+        return self._most_visited(graph, side, origin_row[keep], position[keep], nodes, deficit)
 
     def _most_visited(
-        self, row: Tensor, endpoint: Tensor, deficit: Tensor, num_nodes: int
+        self, graph: DirectedCSR, side: Side, row: Tensor, endpoint: Tensor, nodes: Tensor, deficit: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
+        num_nodes = graph.num_nodes
         pair, visits = torch.unique(row * num_nodes + endpoint, return_counts=True)
         row, endpoint = pair // num_nodes, pair % num_nodes
+        # Direct neighbours are not virtual ones: checked once per distinct (node, endpoint) pair.
+        origin = nodes.index_select(0, row)
+        src, dst = (origin, endpoint) if side == "out" else (endpoint, origin)
+        new = ~graph.has_edges(src, dst)
+        row, endpoint, visits = row[new], endpoint[new], visits[new]
         # Most visited first within each row: sort by visits (desc), then stably by row.
         order = torch.argsort(visits, descending=True, stable=True)
         order = order[torch.argsort(row[order], stable=True)]
