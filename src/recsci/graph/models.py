@@ -158,26 +158,33 @@ def layer_blocks(
     blocks: list[tuple[Tensor, ...]] = []
     rows = num_outputs
     for _ in range(num_layers):
-        kept = [(m.crow_indices()[: rows + 1], m.col_indices(), m.values()) for m in matrices]
-        kept = [(crow, col[: int(crow[-1])], values[: int(crow[-1])]) for crow, col, values in kept]
         # The layer's own term reads its first `rows` rows too, hence at least `rows` columns.
-        cols = max([rows] + [int(col.max()) + 1 for _, col, _ in kept if col.numel()])
-        with quiet_sparse_construction():
-            blocks.append(tuple(torch.sparse_csr_tensor(*parts, (rows, cols)) for parts in kept))
+        cols = max([rows] + [_last_column_read(m, rows) + 1 for m in matrices])
+        blocks.append(tuple(leading_rows(m, rows, cols) for m in matrices))
         rows = cols
     return rows, blocks[::-1]
 
 
-def leading_rows(x: Tensor, rows: int) -> Tensor:
-    """The first ``rows`` rows of a dense or sparse CSR matrix (CSR tensors have no slicing in torch)."""
-    if rows >= x.size(0):
-        return x
+def _last_column_read(matrix: Tensor, rows: int) -> int:
+    """The largest column index stored in the first ``rows`` rows of a sparse CSR matrix (-1: none)."""
+    used = matrix.col_indices()[: int(matrix.crow_indices()[rows])]
+    return int(used.max()) if used.numel() else -1
+
+
+def leading_rows(x: Tensor, rows: int, cols: int | None = None) -> Tensor:
+    """The first ``rows`` rows of a dense or sparse CSR matrix (CSR tensors have no slicing in torch).
+
+    ``cols``: the column count of a sparse result, when its rows read no further (default: all columns).
+    """
+    cols = x.size(1) if cols is None else cols
     if x.layout != torch.sparse_csr:
         return x[:rows]
+    if rows >= x.size(0) and cols == x.size(1):
+        return x
     crow = x.crow_indices()[: rows + 1]
     nnz = int(crow[-1])
     with quiet_sparse_construction():
-        return torch.sparse_csr_tensor(crow, x.col_indices()[:nnz], x.values()[:nnz], (rows, x.size(1)))
+        return torch.sparse_csr_tensor(crow, x.col_indices()[:nnz], x.values()[:nnz], (rows, cols))
 
 
 def symmetric_adjacency(edge_index: Tensor, num_nodes: int) -> Tensor:

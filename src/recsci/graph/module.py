@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Annotated, Literal
@@ -30,6 +31,12 @@ def link_loss(pos: Tensor, neg: Tensor, reverse: Tensor | None = None, reverse_w
     if reverse is not None:
         loss = loss + reverse_weight * binary_cross_entropy_with_logits(reverse, torch.zeros_like(reverse))
     return loss
+
+
+@functools.cache  # asked at every training step: one signature inspection per encoder class
+def _can_trim(encoder_class: type[nn.Module]) -> bool:
+    """Whether the encoder can compute its layers for a batch's leading rows only (``num_outputs``)."""
+    return "num_outputs" in inspect.signature(encoder_class.forward).parameters
 
 
 class LinkPredictionModule(pl.LightningModule):
@@ -100,7 +107,7 @@ class LinkPredictionModule(pl.LightningModule):
         if edge_weight is not None:
             # Only encoders that weight messages (BLADE) accept edge weights from walk-filled neighbourhoods.
             options["edge_weight"] = edge_weight
-        if num_outputs is not None and "num_outputs" in inspect.signature(self.encoder.forward).parameters:
+        if num_outputs is not None and _can_trim(type(self.encoder)):
             options["num_outputs"] = num_outputs
         return self.encoder(x, edge_index, **options)
 
