@@ -19,6 +19,7 @@ from recsci.core.run import run
 from recsci.graph.sampling import DegreePowerFanout, DirectedCSR, NeighborSampler, UniformFanout
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 from tests.delayed.test_runs import SMALL as DELAYED_CPU_SMALL
+from tests.graph.test_layer_trimming import ENCODERS, SAMPLERS
 from tests.uncertainty.test_end_to_end import FAST as UNCERTAINTY_FAST
 
 pytestmark = [
@@ -95,6 +96,40 @@ def test_sparse_features_and_adjacencies_train_on_gpu_like_on_cpu(model: str, tm
     overrides = [*FAST, f"model={model}", f"sampler={sampler}", "data.sparse_features=true", "logger=none"]
     gpu, cpu = run_on(tmp_path, "gpu", overrides), run_on(tmp_path, "cpu", overrides)
     assert_close(gpu, cpu, ["val/auc", "test/auc", "test/direction_auc", "test/ap"], tol=0.03)
+
+
+@pytest.mark.parametrize("sparse_features", [False, True])
+@pytest.mark.parametrize("sampler_name", ["uniform-2-hops-both", "adaptive-2-hops-walk-fill"])
+@pytest.mark.parametrize("encoder_name", list(ENCODERS))
+def test_trimmed_encoders_on_gpu_give_the_seeds_their_cpu_embeddings(
+    encoder_name: str, sampler_name: str, sparse_features: bool
+) -> None:
+    # Layer trimming cuts CSR blocks (`layer_blocks`, `leading_rows`) and runs the sparse products on the
+    # cut blocks: on CUDA the seeds' embeddings must be those of the untrimmed CPU forward pass.
+    g = torch.Generator().manual_seed(0)
+    num_nodes, channels = 400, 24
+    edges = torch.randint(0, num_nodes, (2, 2400), generator=g)
+    edges = torch.unique(edges[:, edges[0] != edges[1]], dim=1)
+    graph = DirectedCSR.from_edge_index(edges, num_nodes)
+    seeds = torch.randperm(num_nodes, generator=g)[:24]
+    sub = SAMPLERS[sampler_name].sample(graph, seeds, torch.Generator().manual_seed(2))
+    x = (torch.rand(sub.num_nodes, channels, generator=g) < 0.1).float()
+    weight = sub.edge_weight if encoder_name.startswith("blade") else None
+    torch.manual_seed(5)
+    encoder = ENCODERS[encoder_name]().eval()
+
+    def seed_embeddings(device: str, num_outputs: int | None) -> torch.Tensor:
+        model = encoder.to(device)
+        features = x.to(device).to_sparse_csr() if sparse_features else x.to(device)
+        extra = () if weight is None else (weight.to(device),)
+        emb = model(features, sub.edge_index.to(device), *extra, num_outputs=num_outputs)
+        return torch.cat([emb.source, emb.target], dim=1)[: sub.num_seeds].cpu()
+
+    with torch.no_grad():
+        reference = seed_embeddings("cpu", None)
+        trimmed = seed_embeddings("cuda", sub.num_seeds)
+    assert trimmed.shape == reference.shape
+    torch.testing.assert_close(trimmed, reference, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("model", UNCERTAINTY_MODELS)
