@@ -135,6 +135,19 @@ def test_last_graph_cache_rebuilds_only_for_a_new_graph(edge_index) -> None:
     assert calls[-1] == N + 1
 
 
+def test_last_graph_cache_builds_fresh_for_inference_tensors(edge_index) -> None:
+    # Lightning evaluates under inference mode, and a batch moved to the GPU there is an inference tensor:
+    # it has no version counter to key on (reading it raised, failing every GPU graph run at validation).
+    calls = []
+    cache = LastGraphCache(lambda edges, n: calls.append(n) or symmetric_adjacency(edges, n))
+    with torch.inference_mode():
+        moved = edge_index.clone()
+        first = cache(moved, N)
+        assert cache(moved, N) is not first and len(calls) == 2
+        torch.testing.assert_close(first.to_dense(), symmetric_adjacency(edge_index, N).to_dense())
+    assert cache(edge_index, N) is cache(edge_index, N) and len(calls) == 3  # ordinary tensors still cached
+
+
 class FixedGraph:
     def __init__(self, x: torch.Tensor, edge_index: torch.Tensor) -> None:
         self.data = Data(x=x, edge_index=edge_index, num_nodes=x.size(0))

@@ -71,6 +71,24 @@ def test_each_model_runs_end_to_end(experiment: str, make_config, tmp_path: Path
         assert direction > minimum
 
 
+@pytest.mark.parametrize("sparse_features", [False, True])
+@pytest.mark.parametrize("experiment", sorted(MODELS))
+def test_models_evaluate_batches_moved_under_inference_mode(
+    experiment: str, sparse_features: bool, make_config, tmp_path: Path, monkeypatch
+) -> None:
+    # On a GPU, Lightning copies each evaluation batch to the device inside inference mode, so the encoder
+    # sees inference tensors there; on the CPU the transfer is a no-op. Copying here reproduces that path.
+    from lightning.fabric.utilities.apply_func import apply_to_collection
+
+    def copy_to_device(self, batch, device, dataloader_idx):
+        return apply_to_collection(batch, torch.Tensor, lambda t: t.clone())
+
+    monkeypatch.setattr(LinkPredictionModule, "transfer_batch_to_device", copy_to_device)
+    overrides = [f"experiment={experiment}", "trainer.max_epochs=2", "data.dataset.num_nodes=300"]
+    run(make_config(*overrides, f"data.sparse_features={str(sparse_features).lower()}"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "completed"
+
+
 def test_free_embeddings_replace_features(make_config, tmp_path: Path) -> None:
     run(
         make_config("experiment=graph/synthetic_blade", "model.free_embedding_dim=16", "trainer.max_epochs=1")

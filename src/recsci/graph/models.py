@@ -102,7 +102,8 @@ class LastGraphCache:
     Full-batch training passes the same training graph at every step and at evaluation, so what an
     encoder derives from it (a symmetrised or normalised sparse adjacency: a sort of all edges) is built
     once per run instead of once per step. A different tensor, an in-place edit (the tensor's version
-    counter) or another node count rebuilds it, so sampled subgraphs are always fresh.
+    counter) or another node count rebuilds it, so sampled subgraphs are always fresh. Tensors made under
+    inference mode are never cached.
     """
 
     def __init__(self, build: Callable[[Tensor, int], Any]) -> None:
@@ -117,6 +118,10 @@ class LastGraphCache:
         return {"build": self.build, "_key": None, "_value": None}
 
     def __call__(self, edge_index: Tensor, num_nodes: int) -> Any:
+        if edge_index.is_inference():
+            # Made under inference mode (Lightning's evaluation moving a batch to the GPU): such a tensor
+            # has no version counter, so an in-place edit could not be told apart. Built fresh, not kept.
+            return self.build(edge_index, num_nodes)
         key = self._key
         if key is None or key[0] is not edge_index or key[1] != edge_index._version or key[2] != num_nodes:
             self._value = self.build(edge_index, num_nodes)
