@@ -117,6 +117,31 @@ def test_nan_loss_stops_training_and_keeps_checkpoints(make_config, tmp_path: Pa
     assert failed["status"] == "failed" and "NonFiniteLossError" in failed["error"]
 
 
+def test_a_failed_evaluation_keeps_the_trained_model_and_says_how_to_evaluate_it(
+    make_config, tmp_path: Path, monkeypatch
+) -> None:
+    # An evaluation that fails after a long fit (found on a GPU: the final validation crashed after 100
+    # epochs) must not leave a record without the trained model: metrics.json names the best checkpoint
+    # and the overrides that evaluate it without training again.
+    import lightning.pytorch as pl
+
+    original_validate = pl.Trainer.validate
+    monkeypatch.setattr(
+        pl.Trainer, "validate", lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("boom"))
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        run(make_config("trainer.max_epochs=2", name="broken"))
+    failed = read_metrics(tmp_path / "broken")
+    assert failed["status"] == "failed" and failed["epochs_completed"] == 2
+    assert Path(failed["best_checkpoint"]).is_file()
+    assert failed["evaluate_again"] == f"train=false ckpt_path={failed['best_checkpoint']}"
+
+    monkeypatch.setattr(pl.Trainer, "validate", original_validate)
+    run(make_config(*failed["evaluate_again"].split(), name="evaluated"))
+    evaluated = read_metrics(tmp_path / "evaluated")
+    assert evaluated["status"] == "completed" and 0.0 <= evaluated["metrics"]["test/auc"] <= 1.0
+
+
 def test_unknown_optimized_metric_names_the_available_ones(make_config) -> None:
     with pytest.raises(ConfigError, match="optimized_metric='val/nope'.*val/auc"):
         run(make_config("optimized_metric=val/nope", "trainer.max_epochs=1"))

@@ -59,6 +59,10 @@ def run(cfg: DictConfig) -> float | None:
         status = "pruned" if type(err).__name__ == "TrialPruned" else "failed"
         results.update(status=status, error=f"{type(err).__name__}: {err}")
         results["wall_time_s"] = time.perf_counter() - started
+        if status == "failed" and results.get("best_checkpoint"):
+            # Training finished and its best model is on disk: evaluating it again needs no retraining.
+            results["evaluate_again"] = f"train=false ckpt_path={results['best_checkpoint']}"
+            log.error("The trained model is kept; evaluate it again with: %s", results["evaluate_again"])
         write_results(output_dir, results)
         if isinstance(err, SystemExit) and not err.code:
             # Lightning stops a fit on SIGTERM by raising SystemExit() (exit status 0): a job killed before
@@ -117,8 +121,11 @@ def _run_protocol(cfg: DictConfig, output_dir: Path, resolved: dict, results: di
         train=bool(cfg.get("train", True)),
         test=bool(cfg.get("test", True)),
     )
-    metrics = protocol(context)
-    results.update(context.record)
+    try:
+        metrics = protocol(context)
+    finally:
+        # Also on failure: what the protocol recorded so far (epochs, the best checkpoint) is kept.
+        results.update(context.record)
     record_final_metrics(loggers, metrics)
     return metrics
 
