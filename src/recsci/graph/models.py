@@ -277,6 +277,44 @@ class DotProductDecoder(nn.Module):
     def forward(self, embeddings: NodeEmbeddings, src: Tensor, dst: Tensor) -> Tensor:
         return (embeddings.source[src] * embeddings.target[dst]).sum(-1)
 
+    def ranking_embeddings(self, embeddings: NodeEmbeddings) -> tuple[Tensor, Tensor]:
+        """(query, candidate) rows with score(u -> v) = query[u] . candidate[v], to rank all v at once."""
+        return embeddings.source, embeddings.target
+
+
+class RelatednessDotProductDecoder(nn.Module):
+    """score(u -> v) = <source[u], target[v]> + <r_u, r_v>, with r_u = R [source[u]; target[u]].
+
+    The first term is directed; the second is the same both ways round: how related two nodes are,
+    whatever the direction (a phone and its case are related; only phone -> case is recommended). Link
+    existence against random pairs is mostly relatedness, which a purely directed score must learn twice
+    (once per orientation). R is a learned projection to ``relatedness_channels``. Both terms together are
+    one dot product of augmented rows, [s_u; r_u] . [t_v; r_v], so ranking stays one matmul.
+    """
+
+    def __init__(self, in_channels: PositiveInt = 64, relatedness_channels: PositiveInt = 16) -> None:
+        super().__init__()
+        self.relatedness = nn.Linear(2 * in_channels, relatedness_channels, bias=False)
+
+    def _related(self, embeddings: NodeEmbeddings, nodes: Tensor | None = None) -> Tensor:
+        source, target = embeddings.source, embeddings.target
+        if nodes is not None:
+            source, target = source[nodes], target[nodes]
+        return self.relatedness(torch.cat([source, target], dim=-1))
+
+    def forward(self, embeddings: NodeEmbeddings, src: Tensor, dst: Tensor) -> Tensor:
+        directed = (embeddings.source[src] * embeddings.target[dst]).sum(-1)
+        related = (self._related(embeddings, src) * self._related(embeddings, dst)).sum(-1)
+        return directed + related
+
+    def ranking_embeddings(self, embeddings: NodeEmbeddings) -> tuple[Tensor, Tensor]:
+        """(query, candidate) rows with score(u -> v) = query[u] . candidate[v], to rank all v at once."""
+        related = self._related(embeddings)
+        return (
+            torch.cat([embeddings.source, related], dim=-1),
+            torch.cat([embeddings.target, related], dim=-1),
+        )
+
 
 class HadamardMLPDecoder(nn.Module):
     """score(u -> v) = MLP(source[u] * target[v]): symmetric when the two roles share one embedding."""

@@ -148,9 +148,9 @@ class LinkPredictionModule(pl.LightningModule):
             hits_ks=self.hparams.hits_ks,
             rec_ks=self.hparams.rec_ks,
             recommendation=mode == "always" or (mode == "test" and split == "test"),
-            # A dot product scores a query against every node in one matmul.
-            score_rows=dot_product_rows(embeddings.source, embeddings.target)
-            if isinstance(self.decoder, DotProductDecoder)
+            # A decoder that is a dot product of per-node rows scores a query against every node in one matmul.
+            score_rows=dot_product_rows(*self.decoder.ranking_embeddings(embeddings))
+            if hasattr(self.decoder, "ranking_embeddings")
             else None,
             exclude_edges=batch.known_edges,
         )
