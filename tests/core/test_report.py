@@ -122,7 +122,9 @@ def test_by_keys_are_group_options_or_dotted_config_keys(tmp_path: Path) -> None
 def test_failed_running_pruned_missing_and_never_started_runs_are_listed(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     make_run(sweep / "0", metrics={"test/auc": 0.7}, overrides=["seed=0"])
-    make_run(sweep / "1", status="failed", overrides=["seed=1"], config={"seed": 1})
+    again = "train=false ckpt_path=/runs/1/checkpoints/epoch_003.ckpt"
+    make_run(sweep / "1", status="failed", overrides=["seed=1"], config={"seed": 1},
+             extra={"evaluate_again": again})  # fmt: skip
     make_run(sweep / "2", status="running", overrides=["seed=2"], config={"seed": 2})
     make_run(sweep / "3", status="pruned", overrides=["seed=3"], config={"seed": 3})
     make_run(sweep / "4", write_metrics=False, overrides=["seed=4"], config={"seed": 4})
@@ -154,6 +156,7 @@ def test_failed_running_pruned_missing_and_never_started_runs_are_listed(tmp_pat
     assert "## Runs not completed (7)" in markdown
     for text in (
         "RuntimeError: loss is nan",
+        f"evaluate it with {again}",
         "running",
         "pruned",
         "no metrics.json",

@@ -114,6 +114,10 @@ def read_run(path: Path) -> RunRecord:
             return record
         record.status = str(record.results.get("status", "unknown"))
         record.error = record.results.get("error")
+        if record.results.get("evaluate_again"):  # it failed after training: say how to get its metrics
+            record.error = (
+                f"{record.error}; trained model kept, evaluate it with {record.results['evaluate_again']}"
+            )
     return record
 
 
