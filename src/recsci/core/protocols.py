@@ -53,8 +53,8 @@ class FitValidateTest:
             trainer.fit(module, datamodule=datamodule, ckpt_path=context.ckpt_path)
             best_path = best_checkpoint(trainer)
             context.record.update(epochs_completed=trainer.current_epoch, global_step=trainer.global_step)
-            # Recorded before evaluating: if evaluation fails, metrics.json still names the trained model.
-            context.record["best_checkpoint"] = best_path
+        # Recorded before evaluating: if evaluation fails, metrics.json still names the model it evaluated.
+        context.record["best_checkpoint"] = best_path
         # Validation metrics of the model that is tested (the best checkpoint when there is one). Each
         # call loads that checkpoint's weights into the module, so subclasses can keep using it after.
         for row in trainer.validate(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
@@ -62,7 +62,6 @@ class FitValidateTest:
         if context.test:
             for row in trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False):
                 metrics.update(to_float_dict(row))
-        context.record["best_checkpoint"] = best_path
         return metrics
 
 

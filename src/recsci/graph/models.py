@@ -282,7 +282,7 @@ class DotProductDecoder(nn.Module):
         return embeddings.source, embeddings.target
 
 
-class RelatednessDotProductDecoder(nn.Module):
+class RelatednessDotProductDecoder(DotProductDecoder):
     """score(u -> v) = <source[u], target[v]> + <r_u, r_v>, with r_u = R [source[u]; target[u]].
 
     The first term is directed; the second is the same both ways round: how related two nodes are,
@@ -303,17 +303,13 @@ class RelatednessDotProductDecoder(nn.Module):
         return self.relatedness(torch.cat([source, target], dim=-1))
 
     def forward(self, embeddings: NodeEmbeddings, src: Tensor, dst: Tensor) -> Tensor:
-        directed = (embeddings.source[src] * embeddings.target[dst]).sum(-1)
         related = (self._related(embeddings, src) * self._related(embeddings, dst)).sum(-1)
-        return directed + related
+        return super().forward(embeddings, src, dst) + related
 
     def ranking_embeddings(self, embeddings: NodeEmbeddings) -> tuple[Tensor, Tensor]:
-        """(query, candidate) rows with score(u -> v) = query[u] . candidate[v], to rank all v at once."""
         related = self._related(embeddings)
-        return (
-            torch.cat([embeddings.source, related], dim=-1),
-            torch.cat([embeddings.target, related], dim=-1),
-        )
+        query, candidate = super().ranking_embeddings(embeddings)
+        return torch.cat([query, related], dim=-1), torch.cat([candidate, related], dim=-1)
 
 
 class HadamardMLPDecoder(nn.Module):
