@@ -656,6 +656,75 @@ def test_sampler_with_walk_fill_marks_virtual_edges() -> None:
     assert torch.all(src == 0)  # out side: virtual edges point from the query to the reached targets
 
 
+@pytest.mark.parametrize("side", ["out", "in"])
+def test_walk_fill_visit_shares_follow_the_alternating_walk(side: str) -> None:
+    # With every endpoint kept (large budgets), a node's visit shares estimate the probability that
+    # a uniform walk of 3 alternating steps (side, other side, side) ends there; self and direct
+    # neighbours are dropped, so their mass is simply missing. Exact probabilities by matrix products.
+    from recsci.graph.sampling import WalkFill
+
+    edge_index = powerlaw_graph(num_nodes=40, num_edges=160, seed=3)
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]].unique(dim=1)
+    graph = DirectedCSR.from_edge_index(edge_index, 40)
+    adjacency = torch.zeros(40, 40, dtype=torch.float64)
+    adjacency[edge_index[0], edge_index[1]] = 1.0
+    forward = adjacency if side == "out" else adjacency.t()
+
+    def step(a: torch.Tensor) -> torch.Tensor:
+        return a / a.sum(1, keepdim=True).clamp_min(1)
+
+    exact = step(forward) @ step(forward.t()) @ step(forward)
+    nodes = (graph.side(side).degree > 0).nonzero().flatten()
+    budget = graph.side(side).degree[nodes] + 40  # deficit 40 for each: every endpoint is kept
+    walks_per_slot = 500
+    row, neighbour, weight = WalkFill(3, walks_per_slot).fill(graph, nodes, side, budget, gen(5))
+    estimate = torch.zeros(40, 40, dtype=torch.float64)
+    estimate[nodes[row], neighbour] = weight.double()
+    expected = exact.clone()
+    expected[forward.bool()] = 0.0
+    expected.fill_diagonal_(0.0)
+    expected = expected[nodes]
+    estimate = estimate[nodes]
+    walks = 40 * walks_per_slot
+    # Binomial standard error of each share; 5 sigma over ~1,600 cells.
+    tolerance = 5 * torch.sqrt(expected * (1 - expected) / walks) + 1e-9
+    assert torch.all((estimate - expected).abs() <= tolerance)
+    assert torch.all(estimate[expected == 0] == 0)  # never a direct neighbour, self or unreachable node
+    assert float(expected.sum()) > 1.0  # the check has mass to test
+
+
+def test_walk_fill_keeps_the_most_visited_endpoints_of_each_node() -> None:
+    # The selection step against a plain-Python ranking: per node its deficit most visited endpoints
+    # (ties: lower id first), never itself or a direct neighbour, weighted by visits / walks launched.
+    from recsci.graph.sampling import WalkFill
+
+    edge_index = powerlaw_graph(num_nodes=60, num_edges=300, seed=1)
+    graph = DirectedCSR.from_edge_index(edge_index, 60)
+    g = gen(2)
+    nodes = torch.randperm(60, generator=g)[:25]
+    deficit = torch.randint(0, 6, (25,), generator=g)
+    row = torch.sort(torch.randint(0, 25, (900,), generator=g)).values
+    endpoint = torch.randint(0, 60, (900,), generator=g).pow(2) % 60  # skewed: repeated endpoints
+    fill = WalkFill(3, 7)
+    out_edges = set(map(tuple, edge_index.t().tolist()))
+    for side in ("out", "in"):
+        got_row, got_endpoint, got_weight = fill._most_visited(graph, side, row, endpoint, nodes, deficit)
+        got = list(zip(got_row.tolist(), got_endpoint.tolist(), got_weight.tolist(), strict=True))
+        expected = []
+        for r in range(25):
+            u = int(nodes[r])
+            visits = Counter(int(v) for v in endpoint[row == r])
+            candidates = [
+                (-c, v)
+                for v, c in visits.items()
+                if v != u and ((u, v) if side == "out" else (v, u)) not in out_edges
+            ]
+            for c, v in sorted(candidates)[: int(deficit[r])]:
+                expected.append((r, v, -c / (int(deficit[r]) * 7)))
+        assert [(r, v) for r, v, _ in got] == [(r, v) for r, v, _ in expected]
+        assert np.allclose([w for *_, w in got], [w for *_, w in expected])
+
+
 def test_walk_fill_rejects_even_lengths() -> None:
     from recsci.graph.sampling import WalkFill
 

@@ -113,7 +113,7 @@ def sample_with_replacement(
     """``k[i]`` independent uniform draws per segment with ``deg[i] > 0`` (duplicates allowed)."""
     seg = torch.repeat_interleave(torch.where(deg > 0, k, 0))
     seg_deg = deg.index_select(0, seg)
-    return seg, start.index_select(0, seg) + _uniform_below(seg_deg, generator)
+    return seg, start.index_select(0, seg) + uniform_below(seg_deg, generator)
 
 
 def sample_without_replacement(
@@ -204,7 +204,7 @@ def floyd_draw(
     return row, j_slot.addcmul_(back, keeps_draw if keeps_draw.dtype == dtype else keeps_draw.to(dtype))
 
 
-def _uniform_below(bound: Tensor, generator: torch.Generator | None) -> Tensor:
+def uniform_below(bound: Tensor, generator: torch.Generator | None) -> Tensor:
     """One uniform integer in ``[0, bound[i])`` per entry (``bound > 0``)."""
     # float64 uniforms (53 random bits) keep the floor-of-product's bias below b / 2**53, where float32
     # would give b / 2**24. No clamp needed: u <= 1 - 2**-53, the largest double below 1, and
