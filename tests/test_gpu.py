@@ -99,6 +99,17 @@ def test_sparse_features_and_adjacencies_train_on_gpu_like_on_cpu(model: str, tm
 
 
 @pytest.mark.parametrize("sparse_features", [False, True])
+def test_blade_trains_on_gpu_from_sampling_workers(sparse_features: bool, tmp_path: Path) -> None:
+    # Batches built in DataLoader workers (CPU), CSR features rebuilt from their parts, then moved to
+    # the GPU. Other random streams than the CPU run without workers, hence the wider tolerance.
+    overrides = [*FAST, "model=blade", "sampler=adaptive", "logger=none",
+                 f"data.sparse_features={str(sparse_features).lower()}"]  # fmt: skip
+    gpu = run_on(tmp_path, "gpu", [*overrides, "data.num_workers=2"])
+    cpu = run_on(tmp_path, "cpu", overrides)
+    assert_close(gpu, cpu, ["val/auc", "test/auc", "test/direction_auc"], tol=0.05)
+
+
+@pytest.mark.parametrize("sparse_features", [False, True])
 @pytest.mark.parametrize("sampler_name", ["uniform-2-hops-both", "adaptive-2-hops-walk-fill"])
 @pytest.mark.parametrize("encoder_name", list(ENCODERS))
 def test_trimmed_encoders_on_gpu_give_the_seeds_their_cpu_embeddings(
