@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from recsci.core.run import run
-from recsci.graph.sampling import DegreePowerFanout, DirectedCSR, NeighborSampler, UniformFanout
+from recsci.graph.sampling import DegreePowerFanout, DirectedCSR, NeighborSampler, UniformFanout, WalkFill
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 from tests.delayed.test_runs import SMALL as DELAYED_CPU_SMALL
 from tests.graph.test_layer_trimming import ENCODERS, SAMPLERS
@@ -79,6 +79,32 @@ def test_sampler_draws_on_device_tensors(replace: bool) -> None:
     a = two_hop.sample(csr, seeds, torch.Generator(device="cuda").manual_seed(7))
     b = two_hop.sample(csr, seeds, torch.Generator(device="cuda").manual_seed(7))
     assert torch.equal(a.edge_ids, b.edge_ids) and torch.equal(a.edge_index, b.edge_index)
+
+
+@pytest.mark.parametrize("side", ["in", "out"])
+def test_walk_fill_on_device_tensors_keeps_what_it_keeps_on_cpu(side: str) -> None:
+    # Different random streams on the two devices: compare what the fill keeps in distribution (its
+    # total weight and count per call) and check each kept pair (never self or a direct neighbour).
+    g = torch.Generator().manual_seed(0)
+    num_nodes = 3000
+    src = torch.multinomial(torch.rand(num_nodes, generator=g).pow(-1.2), 20_000, True, generator=g)
+    dst = torch.multinomial(torch.rand(num_nodes, generator=g).pow(-1.2), 20_000, True, generator=g)
+    edge_index = torch.stack([src, dst])
+    nodes = torch.randperm(num_nodes, generator=g)[:2000]
+    kept = {}
+    for device in ("cpu", "cuda"):
+        csr = DirectedCSR.from_edge_index(edge_index.to(device), num_nodes)
+        budget = torch.full((nodes.numel(),), 12, device=device)
+        row, other, weight = WalkFill(3, 4).fill(
+            csr, nodes.to(device), side, budget, torch.Generator(device=device).manual_seed(1)
+        )
+        assert row.device.type == device
+        center = nodes.to(device)[row]
+        source, target = (center, other) if side == "out" else (other, center)
+        assert not bool(csr.has_edges(source, target).any()) and not bool((center == other).any())
+        kept[device] = (row.numel(), float(weight.sum()))
+    assert abs(kept["cuda"][0] - kept["cpu"][0]) <= 0.1 * kept["cpu"][0]
+    assert abs(kept["cuda"][1] - kept["cpu"][1]) <= 0.1 * kept["cpu"][1]
 
 
 @pytest.mark.parametrize("experiment", GRAPH_EXPERIMENTS)
