@@ -19,6 +19,7 @@ from recsci.core.report.aggregate import (
     results_table,
 )
 from recsci.core.report.anchors import Anchors, add_anchor_rows
+from recsci.core.report.paired import Comparison, paired_table
 from recsci.core.report.plots import ReportData, render_plots
 from recsci.core.report.render import Report, to_html, to_markdown
 from recsci.core.report.runs import RunRecord, collect_runs, value_of
@@ -49,11 +50,13 @@ def build_report(
     wandb: bool | None = None,
     wandb_group: str | None = None,
     planned: Sequence[Sequence[str]] = (),
+    comparisons: Sequence[Comparison] = (),
 ) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``plots/`` into ``out_dir`` (default ``<root>/report``).
 
     ``wandb``: True logs the plots and tables to a W&B run; None does so when the runs used the W&B logger.
     ``planned``: jobs known from elsewhere (see :func:`collect_runs`); those that never ran are listed.
+    ``comparisons``: pairs of rows to difference run by run (:mod:`recsci.core.report.paired`).
     """
     root = root.resolve()
     out_dir = (out_dir or root / REPORT_DIR).resolve()
@@ -69,18 +72,23 @@ def build_report(
     results = results_table(groups, layout, scales)
     if anchors is not None:
         add_anchor_rows(results, anchors, layout, scales)
+    if comparisons and layout.pivot is not None:
+        raise ValueError("paired comparisons need one row per run group: they do not combine with a pivot")
+    paired = paired_table(runs, layout, comparisons, scales) if comparisons else None
     outcome = render_plots(plots, data, out_dir / "plots")
     report = Report(
         title=title or f"Report: {root.name}",
         root=root,
         generated=dt.datetime.now().isoformat(timespec="seconds"),
         results=results,
+        paired=paired,
         runs=runs_table(runs, root, layout),
         problems=problems_table(runs, root, layout),
         plots=outcome.saved,
         skipped_plots=outcome.skipped,
         facts=[*facts, *_facts(runs, layout, anchors)],
         notes=_notes(layout, anchors, scales),
+        paired_notes=_paired_notes(layout) if paired is not None else [],
     )
     markdown, html_path = out_dir / "report.md", out_dir / "report.html"
     markdown.write_text(to_markdown(report, out_dir))
@@ -171,6 +179,17 @@ def _notes(layout: Layout, anchors: Anchors | None, scales: dict[str, float]) ->
             "Italic rows marked 'published' are numbers from the paper, not runs of ours "
             "(converted to the same unit as ours)."
         )
+    return notes
+
+
+def _paired_notes(layout: Layout) -> list[str]:
+    over = ", ".join(layout.over) or "run"
+    notes = [
+        f"Each cell: mean of the differences A - B over the pairs (runs with the same {over}), "
+        "(k/n: A higher on k of the n pairs, t: paired t statistic, mean / (sd / sqrt(n)))."
+    ]
+    if layout.scale == 100:
+        notes.append("Differences of fractions are in percentage points.")
     return notes
 
 

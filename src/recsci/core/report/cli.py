@@ -10,6 +10,7 @@ from pathlib import Path
 from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report
+from recsci.core.report.paired import Comparison
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
@@ -50,6 +51,14 @@ def report_parser() -> argparse.ArgumentParser:
         "--metrics", nargs="+", help="metric keys (default: the test/* metrics all runs have)"
     )
     parser.add_argument("--anchors", type=Path, help="YAML of published rows to show beside ours")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("A", "B"),
+        help="paired differences A - B over the --over keys, e.g. --compare model=gcn model=graphsage "
+        "(key=value[,key=value] of --by keys); repeatable",
+    )
     parser.add_argument("--plot", action="append", help="plot function (name or dotted path); repeatable")
     parser.add_argument("--out", type=Path, help="output dir (default: <dir>/report)")
     parser.add_argument("--title")
@@ -76,6 +85,13 @@ def report_main(argv: list[str]) -> int:
     if by is None:
         runs = collect_runs(args.dir)
         by = default_by(args.dir, runs, over)
+    try:
+        comparisons = [Comparison.from_cli(a, b) for a, b in args.compare or []]
+        for comparison in comparisons:
+            comparison.check(Layout(by=by, over=over, metrics=[]))
+    except ValueError as err:
+        print(f"recsci report: {err}", file=sys.stderr)
+        return 2
     layout = Layout(
         by=by,
         over=over,
@@ -93,6 +109,7 @@ def report_main(argv: list[str]) -> int:
         facts=[("command", "recsci report " + shlex.join(argv))],
         wandb=args.wandb,
         wandb_group=args.wandb_group,
+        comparisons=comparisons,
     )
     return _summarise(files.runs, files.markdown, files.html)
 

@@ -25,6 +25,8 @@ class Report:
     skipped_plots: list[str] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)  # (label, value): command, commits, seeds
     notes: list[str] = field(default_factory=list)
+    paired: TableModel | None = None  # paired differences between rows (recsci.core.report.paired)
+    paired_notes: list[str] = field(default_factory=list)
 
 
 # -- Markdown ----------------------------------------------------------------------------------------
@@ -48,6 +50,9 @@ def to_markdown(report: Report, out_dir: Path) -> str:
     parts += [f"- **{label}:** {_md(value)}" for label, value in report.facts]
     parts += ["", "## Results", "", markdown_table(report.results), ""]
     parts += [f"> {note}" for note in report.notes]
+    if report.paired is not None:
+        parts += ["", "## Paired differences", "", markdown_table(report.paired), ""]
+        parts += [f"> {note}" for note in report.paired_notes]
     if report.plots or report.skipped_plots:
         parts += ["", "## Plots", ""]
         for plot in report.plots:
@@ -118,13 +123,19 @@ def to_html(report: Report) -> str:
         if report.problems.rows
         else "<p>None: every run completed.</p>"
     )
+    paired = ""
+    if report.paired is not None:
+        paired_notes = "".join(f"<p><i>{html.escape(n)}</i></p>" for n in report.paired_notes)
+        paired = (
+            f'<h2>Paired differences</h2><div id="paired">{html_table(report.paired)}</div>{paired_notes}'
+        )
     title = html.escape(report.title)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_CSS}</style></head><body>"
         f"<h1>{title}</h1><p>Generated {html.escape(report.generated)} from "
         f"<code>{html.escape(str(report.root))}</code>.</p><ul>{facts}</ul>"
-        f'<h2>Results</h2><div id="results">{html_table(report.results)}</div>{notes}'
+        f'<h2>Results</h2><div id="results">{html_table(report.results)}</div>{notes}{paired}'
         f'<h2>Plots</h2><div id="plots">{figures}</div><ul>{skipped}</ul>'
         f"<h2>Runs not completed ({len(report.problems.rows)})</h2>{problems}"
         f"<h2>All runs ({len(report.runs.rows)})</h2>{html_table(report.runs)}"

@@ -19,6 +19,8 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
     digits: 2
     pivot: {pattern: "test/{rule}/{metric}@p{bound}", rows: [bound, rule]}   # optional
     anchors: anchors/dirlinkbench_cora_ml.yaml
+    compare:                               # optional: row A - row B, split by split (report.paired)
+      - {a: {model: blade_relatedness}, b: {model: blade}, label: relatedness term}
     plots: [metric_bars, {_target_: recsci.graph.plots.hits_by_degree_bucket}]
     readme: README.md                      # its marked section gets the latest table
 """
@@ -40,6 +42,7 @@ import yaml
 from recsci.core.report.aggregate import Layout, MetricSpec, Pivot
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import ReportFiles, build_report
+from recsci.core.report.paired import Comparison
 from recsci.core.report.render import markdown_table
 from recsci.core.report.runs import expand_jobs
 
@@ -65,6 +68,7 @@ class TableDefinition:
     readme: Path | None = None
     tags: list[str] = field(default_factory=list)
     needs_data: bool = False
+    comparisons: list[Comparison] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> TableDefinition:
@@ -81,6 +85,10 @@ class TableDefinition:
             metrics = [MetricSpec.parse(m) for m in raw.get("metrics") or []]
         except ValueError as err:
             raise ValueError(f"{path}: metrics: {err}") from None
+        try:
+            comparisons = [Comparison.parse(c) for c in raw.get("compare") or []]
+        except (ValueError, AttributeError) as err:
+            raise ValueError(f"{path}: compare: {err}") from None
         layout = Layout(
             by=[str(k) for k in raw["by"]],
             over=[str(k) for k in raw.get("over", ["seed"])],
@@ -90,7 +98,7 @@ class TableDefinition:
             digits=int(raw.get("digits", 2 if display == "percent" else 4)),
             order={str(k): [str(v) for v in vs] for k, vs in (raw.get("order") or {}).items()},
         )
-        return cls(
+        definition = cls(
             path=path,
             name=str(raw["name"]),
             title=str(raw.get("title", raw["name"])),
@@ -102,7 +110,16 @@ class TableDefinition:
             readme=here / raw["readme"] if raw.get("readme") else None,
             tags=[str(t) for t in raw.get("tags", [])],
             needs_data=bool(raw.get("needs_data", False)),
+            comparisons=comparisons,
         )
+        for comparison in definition.comparisons:
+            try:
+                comparison.check(layout)
+            except ValueError as err:
+                raise ValueError(f"{path}: compare: {err}") from None
+        if comparisons and layout.pivot is not None:
+            raise ValueError(f"{path}: compare does not combine with pivot (one row per run group needed)")
+        return definition
 
     def command(self, sweep: Sweep, sweep_dir: Path, extra: list[str]) -> list[str]:
         """The multirun of one sweep: all its jobs in ``<sweep_dir>/<sweep name>/<job number>``."""
@@ -236,6 +253,7 @@ def build_table_report(
         wandb=wandb,
         wandb_group=definition.name,
         planned=unplanned_jobs(definition, sweep_dir, extra),
+        comparisons=definition.comparisons,
     )
 
 
@@ -286,4 +304,7 @@ def readme_section(definition: TableDefinition, files: ReportFiles, extra: list[
         lines.append(f"Published rows: {facts['published rows']}.")
     lines += ["", markdown_table(files.report.results), ""]
     lines += [line for note in files.report.notes for line in (note, "")]
+    if files.report.paired is not None:
+        lines += ["Paired differences:", "", markdown_table(files.report.paired), ""]
+        lines += [line for note in files.report.paired_notes for line in (note, "")]
     return "\n".join(lines)
