@@ -13,7 +13,8 @@ from recsci.core.report.build import build_report
 from recsci.core.report.cli import report_main
 from recsci.core.report.paired import Comparison, PairedStat
 from recsci.core.report.table import TableDefinition, build_table_report, readme_section
-from tests.core.test_report import make_run
+from tests.core.test_report import make_run, offline_wandb  # noqa: F401  (fixture)
+from tests.wandb_offline import offline_run_history
 
 
 def model_runs(root: Path) -> Path:
@@ -128,3 +129,14 @@ def test_table_definition_compare_is_checked_on_load(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(definition))
     with pytest.raises(ValueError, match="paired.yaml: compare:.*not among the row keys"):
         TableDefinition.load(path)
+
+
+@pytest.mark.usefixtures("offline_wandb")
+def test_paired_differences_are_logged_to_wandb_with_the_report(tmp_path: Path) -> None:
+    comparison = Comparison.parse({"a": {"model": "a"}, "b": {"model": "b"}})
+    files = build_report(
+        model_runs(tmp_path / "runs"), Layout(**LAYOUT), plots=[], comparisons=[comparison], wandb=True
+    )
+    (report_file,) = files.wandb_dir.glob("run-*.wandb")
+    (logged,) = offline_run_history(report_file)
+    assert logged["tables/paired"]["_type"] == "table-file"

@@ -16,7 +16,8 @@ from recsci.core.report.render import Report
 
 
 def log_report(report: Report, out_dir: Path, settings: dict[str, Any], group: str | None = None) -> Path:
-    """Log plots, the results table and the per-run table; return the W&B run dir."""
+    """Log plots, the results table, the paired differences (if any) and the per-run table; return the
+    W&B run dir."""
     import wandb
 
     mode = settings.get("mode") or os.environ.get("WANDB_MODE") or "offline"
@@ -40,6 +41,8 @@ def log_report(report: Report, out_dir: Path, settings: dict[str, Any], group: s
         }
         media["tables/results"] = _wandb_table(wandb, report.results)
         media["tables/runs"] = _wandb_table(wandb, report.runs)
+        if report.paired is not None:
+            media["tables/paired"] = _wandb_table(wandb, report.paired)
         run.log(media)
         run_dir = Path(run.dir).parent
     finally:
