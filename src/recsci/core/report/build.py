@@ -72,8 +72,6 @@ def build_report(
     results = results_table(groups, layout, scales)
     if anchors is not None:
         add_anchor_rows(results, anchors, layout, scales)
-    if comparisons and layout.pivot is not None:
-        raise ValueError("paired comparisons need one row per run group: they do not combine with a pivot")
     paired = paired_table(runs, layout, comparisons, scales) if comparisons else None
     outcome = render_plots(plots, data, out_dir / "plots")
     report = Report(

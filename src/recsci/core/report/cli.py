@@ -10,7 +10,7 @@ from pathlib import Path
 from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report
-from recsci.core.report.paired import Comparison
+from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
@@ -87,8 +87,7 @@ def report_main(argv: list[str]) -> int:
         by = default_by(args.dir, runs, over)
     try:
         comparisons = [Comparison.from_cli(a, b) for a, b in args.compare or []]
-        for comparison in comparisons:
-            comparison.check(Layout(by=by, over=over, metrics=[]))
+        check_comparisons(comparisons, Layout(by=by, over=over, metrics=[]))
     except ValueError as err:
         print(f"recsci report: {err}", file=sys.stderr)
         return 2

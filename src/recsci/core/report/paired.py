@@ -30,8 +30,12 @@ class Comparison:
     @classmethod
     def parse(cls, spec: dict[str, Any]) -> Comparison:
         """From ``{a: {model: blade_relatedness}, b: {model: blade}, label: ...}`` (label optional)."""
-        unknown = set(spec) - {"a", "b", "label"}
-        if unknown or not isinstance(spec.get("a"), dict) or not isinstance(spec.get("b"), dict):
+        if (
+            not isinstance(spec, dict)
+            or set(spec) - {"a", "b", "label"}
+            or not isinstance(spec.get("a"), dict)
+            or not isinstance(spec.get("b"), dict)
+        ):
             raise ValueError(
                 f"a comparison is {{a: {{key: value}}, b: {{key: value}}, label: text}}, got {spec!r}"
             )
@@ -74,6 +78,14 @@ class Comparison:
             )
 
 
+def check_comparisons(comparisons: Sequence[Comparison], layout: Layout) -> None:
+    """Raise ValueError unless every comparison fits ``layout`` (sides name by keys; no pivot)."""
+    if comparisons and layout.pivot is not None:
+        raise ValueError("paired comparisons need one row per run group: they do not combine with a pivot")
+    for comparison in comparisons:
+        comparison.check(layout)
+
+
 @dataclass(frozen=True)
 class PairedStat:
     """Differences ``a - b`` over matched pairs: mean, how many favour ``a``, paired t (None below 2)."""
@@ -106,11 +118,11 @@ def paired_table(
     runs: Sequence[RunRecord], layout: Layout, comparisons: Sequence[Comparison], scales: dict[str, float]
 ) -> TableModel:
     """One line per comparison and value of the ``by`` keys neither side names; a cell per metric."""
+    check_comparisons(comparisons, layout)
     completed = [r for r in runs if r.completed]
     rest_keys = sorted(set(layout.by) - set().union(*(c.keys for c in comparisons)), key=layout.by.index)
     table = TableModel(["comparison", *rest_keys, "pairs", *[m.label for m in layout.metrics]])
     for comparison in comparisons:
-        comparison.check(layout)
         free = [k for k in layout.by if k not in comparison.keys]
         sides = {
             name: _side(completed, side, free, layout.over)

@@ -42,7 +42,7 @@ import yaml
 from recsci.core.report.aggregate import Layout, MetricSpec, Pivot
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import ReportFiles, build_report
-from recsci.core.report.paired import Comparison
+from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.render import markdown_table
 from recsci.core.report.runs import expand_jobs
 
@@ -85,10 +85,6 @@ class TableDefinition:
             metrics = [MetricSpec.parse(m) for m in raw.get("metrics") or []]
         except ValueError as err:
             raise ValueError(f"{path}: metrics: {err}") from None
-        try:
-            comparisons = [Comparison.parse(c) for c in raw.get("compare") or []]
-        except (ValueError, AttributeError) as err:
-            raise ValueError(f"{path}: compare: {err}") from None
         layout = Layout(
             by=[str(k) for k in raw["by"]],
             over=[str(k) for k in raw.get("over", ["seed"])],
@@ -98,7 +94,12 @@ class TableDefinition:
             digits=int(raw.get("digits", 2 if display == "percent" else 4)),
             order={str(k): [str(v) for v in vs] for k, vs in (raw.get("order") or {}).items()},
         )
-        definition = cls(
+        try:
+            comparisons = [Comparison.parse(c) for c in raw.get("compare") or []]
+            check_comparisons(comparisons, layout)
+        except ValueError as err:
+            raise ValueError(f"{path}: compare: {err}") from None
+        return cls(
             path=path,
             name=str(raw["name"]),
             title=str(raw.get("title", raw["name"])),
@@ -112,14 +113,6 @@ class TableDefinition:
             needs_data=bool(raw.get("needs_data", False)),
             comparisons=comparisons,
         )
-        for comparison in definition.comparisons:
-            try:
-                comparison.check(layout)
-            except ValueError as err:
-                raise ValueError(f"{path}: compare: {err}") from None
-        if comparisons and layout.pivot is not None:
-            raise ValueError(f"{path}: compare does not combine with pivot (one row per run group needed)")
-        return definition
 
     def command(self, sweep: Sweep, sweep_dir: Path, extra: list[str]) -> list[str]:
         """The multirun of one sweep: all its jobs in ``<sweep_dir>/<sweep name>/<job number>``."""

@@ -90,14 +90,12 @@ class WalkFill:
         # pair's group starts with an even key exactly when the pair is an edge (this replaced a binary
         # search of every distinct pair in the graph's sorted edge keys, the fill's largest cost).
         walking = torch.unique_consecutive(row)
+        walking_nodes = nodes.index_select(0, walking)
         adj = graph.side(side)
-        direct_row, direct_at = _ops.expand_segments(
-            adj.degree.index_select(0, nodes.index_select(0, walking))
-        )
-        direct_row = walking.index_select(0, direct_row)
-        direct = adj.neighbor.index_select(
-            0, adj.ptr.index_select(0, nodes.index_select(0, direct_row)) + direct_at
-        )
+        segment, direct_at = _ops.expand_segments(adj.degree.index_select(0, walking_nodes))
+        direct_row = walking.index_select(0, segment)
+        start = adj.ptr.index_select(0, walking_nodes).index_select(0, segment)
+        direct = adj.neighbor.index_select(0, start + direct_at)
         key = torch.cat([(row * num_nodes + endpoint) * 2 + 1, (direct_row * num_nodes + direct) * 2])
         key = torch.sort(key).values
         pair, count = torch.unique_consecutive(key >> 1, return_counts=True)
