@@ -12,6 +12,7 @@ from recsci.core.report import table
 from recsci.core.report.cli import table_main
 from recsci.core.report.table import ParallelLauncherMissing, job_environment, launcher_overrides
 from tests.conftest import FAST
+from tests.core.tables import write_tiny_table
 
 
 def test_one_job_at_a_time_keeps_hydras_basic_launcher() -> None:
@@ -73,19 +74,5 @@ def test_a_table_runs_its_jobs_in_parallel_and_reports_them(tmp_path: Path) -> N
 
 
 def _tiny_definition(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
     overrides = ["seed=0,1", "logger=none", "trainer.max_epochs=1", *FAST[1:]]
-    spec = {
-        "name": "tests/tiny_parallel",
-        "problem": "graph",
-        "sweeps": [{"name": "sage", "overrides": overrides}],
-        "by": ["model"],
-        "over": ["seed"],
-        "metrics": [{"key": "test/auc", "label": "AUC"}],
-        "readme": "README.md",
-    }
-    path.write_text(yaml.safe_dump(spec))
-    (tmp_path / "README.md").write_text(
-        "# tiny\n\n<!-- recsci-table: tests/tiny_parallel -->\n<!-- /recsci-table: tests/tiny_parallel -->\n"
-    )
-    return path
+    return write_tiny_table(tmp_path, "tests/tiny_parallel", {"sage": overrides})

@@ -11,6 +11,7 @@ from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report
 from recsci.core.report.paired import Comparison, check_comparisons
+from recsci.core.report.resume import pending_jobs, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
@@ -139,6 +140,12 @@ def table_parser() -> argparse.ArgumentParser:
         "--report-only", action="store_true", help="rebuild from the latest (or --sweep-dir) runs"
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the latest (or --sweep-dir) runs: rerun only the jobs without a completed run (a "
+        "failed or unfinished one is moved to <sweep>/.superseded/), then rebuild the report",
+    )
+    parser.add_argument(
         "--sweep-dir", type=Path, help="where the runs go (default: outputs/tables/<name>/<time>)"
     )
     parser.add_argument("--no-readme", action="store_true", help="do not update the table's README section")
@@ -166,12 +173,17 @@ def table_main(argv: list[str]) -> int:
     args = table_parser().parse_intermixed_args(argv)
     definition = TableDefinition.load(args.definition)
     extra = list(args.overrides)
-    if args.report_only:
+    if args.report_only and args.resume:
+        print(
+            "recsci table: --report-only runs nothing; --resume runs what is missing: pick one",
+            file=sys.stderr,
+        )
+        return 2
+    if args.report_only or args.resume:
         sweep_dir = args.sweep_dir or latest_sweep_dir(definition)
         if sweep_dir is None or not sweep_dir.is_dir():
-            print(
-                f"recsci table: no runs of {definition.name} yet; run without --report-only", file=sys.stderr
-            )
+            flag = "--report-only" if args.report_only else "--resume"
+            print(f"recsci table: no runs of {definition.name} yet; run without {flag}", file=sys.stderr)
             return 2
     else:
         sweep_dir = args.sweep_dir or new_sweep_dir(definition)
@@ -182,6 +194,8 @@ def table_main(argv: list[str]) -> int:
         print(f"recsci table --jobs {args.jobs}: {err}", file=sys.stderr)
         return 2
     if args.dry_run:
+        if args.resume:
+            return _dry_run_resume(definition, sweep_dir, extra)
         return _dry_run(definition, sweep_dir, extra, launcher)
     if definition.needs_data and not args.report_only and not data_available(extra):
         print(
@@ -190,7 +204,16 @@ def table_main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    ran = [] if args.report_only else run_sweeps(definition, sweep_dir, extra, args.jobs)
+    if args.report_only:
+        ran = []
+    elif args.resume:
+        try:
+            ran = resume_sweeps(definition, sweep_dir, extra, args.jobs)
+        except ValueError as err:
+            print(f"recsci table: {err}", file=sys.stderr)
+            return 2
+    else:
+        ran = run_sweeps(definition, sweep_dir, extra, args.jobs)
     failed = [(name, code) for name, code in ran if code]
     files = build_table_report(definition, sweep_dir, extra, args.wandb)
     extra = extra_overrides(definition, sweep_dir, extra)  # the README says what the runs really used
@@ -212,4 +235,14 @@ def _dry_run(definition: TableDefinition, sweep_dir: Path, extra: list[str], lau
     print(f"# {total} jobs in all, into {sweep_dir}; report: {sweep_dir}/report/report.html")
     if definition.needs_data and not data_available(extra):
         print("# needs RECSCI_DATA (not set here)")
+    return 0
+
+
+def _dry_run_resume(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> int:
+    pending, unstarted = pending_jobs(definition, sweep_dir)
+    for job in pending:
+        print(f"# {job.sweep}/{job.number}\n{shlex.join(['recsci', *job.overrides, *extra])}")
+    for sweep in unstarted:
+        print(f"# {sweep.name}: never started, {planned_job_count([*sweep.overrides, *extra])} jobs")
+    print(f"# {len(pending)} job(s) to rerun in {sweep_dir}, {len(unstarted)} sweep(s) to start")
     return 0

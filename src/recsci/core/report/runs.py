@@ -20,8 +20,12 @@ import yaml
 
 from recsci.core.results import METRICS_FILE
 
-# Folders inside a run dir that never hold another run: not worth walking (checkpoints can be large).
+# Where `recsci table --resume` moves the dirs of runs it reruns (failed or unfinished): kept, not reported.
+SUPERSEDED_DIR = ".superseded"
+# Folders that never hold a run to report: inside a run dir (checkpoints can be large to walk), or the
+# superseded runs of a resumed table.
 _NOT_RUNS = {".hydra", "checkpoints", "csv", "wandb", "tensorboard", "plots", "rules", "report", ".cache"}
+_NOT_RUNS.add(SUPERSEDED_DIR)
 
 COMPLETED = "completed"
 MISSING = "missing"  # a run dir without metrics.json: crashed before writing it, or still starting
@@ -175,13 +179,16 @@ def _never_started(sweep_file: Path, runs: list[RunRecord]) -> list[RunRecord]:
     planned = planned_jobs(sweep_file)
     sweep_dir = sweep_file.parent
     inside = [r for r in runs if r.path is not None and sweep_dir in r.path.parents]
-    started = [sorted(canonical_overrides(r.overrides)) for r in inside if r.overrides]
+    # A run may carry more overrides than its planned job (a resumed table can add some, e.g. trainer=gpu).
+    started = [set(canonical_overrides(r.overrides)) for r in inside if r.overrides]
     # A dir without .hydra/overrides.yaml is matched by Hydra's default subdir name: the job number.
     numbered = {int(r.path.name) for r in inside if not r.overrides and r.path and r.path.name.isdigit()}
     missing = []
     for number, overrides in enumerate(planned):
-        if sorted(overrides) in started:
-            started.remove(sorted(overrides))
+        wanted = set(canonical_overrides(overrides))
+        match = next((i for i, done in enumerate(started) if wanted <= done), None)
+        if match is not None:
+            del started[match]
         elif number not in numbered:
             missing.append(
                 RunRecord(path=None, status=NOT_STARTED, overrides=overrides, error="planned, never started")

@@ -1,0 +1,128 @@
+"""``recsci table --resume``: finish a table's sweep dir by running only what it lacks.
+
+A long table (the Photo one takes hours on a CPU) may stop part-way: a crash, a killed job, a machine
+taken back. Resuming reruns each job of a started sweep that has no completed run, with the overrides the
+sweep planned (its ``multirun.yaml``), into the job's own dir, so the report and README treat the result
+as one sweep; sweeps that never started run whole. Nothing already written is lost: a failed or
+unfinished run's dir is moved under ``<sweep>/.superseded/`` (which reports skip) before its job reruns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsci.core.report.runs import (
+    SUPERSEDED_DIR,
+    canonical_overrides,
+    find_run_dirs,
+    planned_jobs,
+    read_run,
+)
+from recsci.core.report.table import Sweep, TableDefinition, job_environment, launcher_overrides
+
+
+@dataclass(frozen=True)
+class PendingJob:
+    """A job of a started sweep that has no completed run: it reruns as ``<sweep>/<number>``."""
+
+    sweep: str
+    number: int  # Hydra's job number in the sweep (its subdir)
+    overrides: list[str]  # as the sweep planned it (multirun.yaml), before any extra overrides
+
+
+def pending_jobs(definition: TableDefinition, sweep_dir: Path) -> tuple[list[PendingJob], list[Sweep]]:
+    """What a resumed table still has to run in ``sweep_dir``: the jobs of started sweeps that have no
+    completed run (their overrides as first planned, from the sweep's ``multirun.yaml``), and the sweeps
+    that never started (they run whole)."""
+    pending: list[PendingJob] = []
+    unstarted: list[Sweep] = []
+    for sweep in definition.sweeps:
+        sweep_file = sweep_dir / sweep.name / "multirun.yaml"
+        if not sweep_file.is_file():
+            unstarted.append(sweep)
+            continue
+        runs = [read_run(path) for path in find_run_dirs(sweep_file.parent)]
+        done = [set(canonical_overrides(r.overrides)) for r in runs if r.completed and r.overrides]
+        for number, job in enumerate(planned_jobs(sweep_file)):
+            wanted = set(canonical_overrides(job))
+            match = next((i for i, overrides in enumerate(done) if wanted <= overrides), None)
+            if match is None:
+                pending.append(PendingJob(sweep.name, number, job))
+            else:
+                del done[match]
+    return pending, unstarted
+
+
+def check_resume_overrides(pending: list[PendingJob], extra: list[str]) -> None:
+    """Extra overrides may add settings to the rerun jobs (``trainer=gpu``) but not change one the sweep
+    planned: the rerun runs would then not be the jobs of the table."""
+    for job in pending[:1]:
+        planned = dict(_key_value(o) for o in canonical_overrides(job.overrides))
+        for key, value in (_key_value(o) for o in canonical_overrides(extra)):
+            if key in planned and planned[key] != value:
+                raise ValueError(
+                    f"--resume: the override {key}={value} changes the planned {key}={planned[key]} of "
+                    f"sweep {job.sweep!r}; resumed jobs run as first planned (drop it, or start a new "
+                    "sweep dir without --resume)"
+                )
+
+
+def _key_value(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def resume_sweeps(
+    definition: TableDefinition, sweep_dir: Path, extra: list[str], jobs: int = 1
+) -> list[tuple[str, int]]:
+    """Run what ``sweep_dir`` lacks: every job of a started sweep without a completed run, ``jobs`` at a
+    time, each into its own job dir (a failed or unfinished run there is moved to
+    ``<sweep>/.superseded/<number>-<time>`` first, so nothing is lost), and every sweep that never
+    started, whole. Returns (sweep, exit code) pairs, one per sweep that ran anything.
+
+    Do not resume while the sweep dir's runs are still going: an unfinished run looks like a crashed one.
+    """
+    pending, unstarted = pending_jobs(definition, sweep_dir)
+    for sweep in definition.sweeps:
+        check_resume_overrides([p for p in pending if p.sweep == sweep.name], extra)
+    launcher = launcher_overrides(jobs)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    commands = []
+    for job in pending:
+        job_dir = sweep_dir / job.sweep / str(job.number)
+        if job_dir.exists():
+            aside = sweep_dir / job.sweep / SUPERSEDED_DIR / f"{job.number}-{stamp}"
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(job_dir, aside)
+            print(f"[recsci table] {job_dir} did not complete: moved to {aside}", flush=True)
+        commands.append(
+            (job.sweep, [sys.executable, "-m", "recsci", *job.overrides, *extra, f"hydra.run.dir={job_dir}"])
+        )
+    print(f"[recsci table] resuming {sweep_dir}: {len(pending)} job(s) to rerun", flush=True)
+
+    def run_one(sweep_and_command: tuple[str, list[str]]) -> tuple[str, int]:
+        sweep, command = sweep_and_command
+        print(f"[recsci table] {shlex.join(command)}", flush=True)
+        return sweep, subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(run_one, commands))
+    # One exit code per sweep: its first failure's (negative for a signal), else 0.
+    outcomes = [
+        (name, next((c for s, c in codes if s == name and c), 0))
+        for name in dict.fromkeys(s for s, _ in codes)
+    ]
+    for sweep in unstarted:
+        command = definition.command(sweep, sweep_dir, [*extra, *launcher])
+        print(f"[recsci table] {shlex.join(command)}", flush=True)
+        outcomes.append(
+            (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
+        )
+    return outcomes

@@ -1,0 +1,121 @@
+"""`recsci table --resume`: finish an interrupted table by rerunning only the jobs without a completed run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recsci.core.report.cli import table_main
+from recsci.core.report.resume import pending_jobs
+from recsci.core.report.runs import collect_runs
+from recsci.core.report.table import TableDefinition
+from tests.conftest import FAST
+from tests.core.tables import write_tiny_table
+
+NAME = "tests/tiny_resume"
+
+
+def _definition(tmp_path: Path) -> Path:
+    common = ["logger=none", "trainer.max_epochs=1", *FAST[1:]]
+    sweeps = {"sage": ["seed=0,1,2", *common], "gcn": ["model=gcn", "sampler=full_batch", "seed=0", *common]}
+    return write_tiny_table(tmp_path, NAME, sweeps)
+
+
+def _metrics(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_resume_reruns_only_the_jobs_without_a_completed_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    assert table_main([str(definition), "--sweep-dir", str(sweep_dir), "--no-wandb"]) == 0
+    sage = sweep_dir / "sage"
+    kept = (sage / "0" / "metrics.json").read_bytes()
+    # Job 1 crashed before writing its metrics (its dir and log stay), job 2 never started, nor did the
+    # second sweep.
+    (sage / "1" / "metrics.json").unlink()
+    (sage / "1" / "note.txt").write_text("written by the crashed run")
+    for gone in (sage / "2", sweep_dir / "gcn"):
+        for path in sorted(gone.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        gone.rmdir()
+    capsys.readouterr()
+
+    assert table_main([str(definition), "--resume", "--dry-run", "--sweep-dir", str(sweep_dir)]) == 0
+    dry = capsys.readouterr().out
+    assert "# sage/1" in dry and "# sage/2" in dry and "# sage/0" not in dry
+    assert "# gcn: never started, 1 jobs" in dry
+    assert "2 job(s) to rerun" in dry and not (sage / "2").exists()  # a dry run runs and moves nothing
+
+    # An extra setting the sweep did not plan is allowed; the report still matches the jobs to their runs.
+    extra = "trainer.log_every_n_steps=1"
+    assert table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir), "--no-wandb", extra]) == 0
+    assert (sage / "0" / "metrics.json").read_bytes() == kept  # the completed run is untouched
+    assert [_metrics(sage / n)["status"] for n in ("1", "2")] == ["completed", "completed"]
+    assert _metrics(sweep_dir / "gcn" / "0")["status"] == "completed"
+    assert [_metrics(sage / n)["seed"] for n in ("1", "2")] == [1, 2]
+    (superseded,) = (sage / ".superseded").iterdir()  # the crashed run's dir is kept aside, not lost
+    assert superseded.name.startswith("1-") and (superseded / "note.txt").is_file()
+    assert extra in yaml.safe_load((sage / "1" / ".hydra" / "overrides.yaml").read_text())
+
+    runs = collect_runs(sweep_dir)
+    assert len(runs) == 4 and all(r.completed for r in runs)  # superseded and planned jobs not counted again
+    assert pending_jobs(TableDefinition.load(definition), sweep_dir) == ([], [])
+    readme = (tmp_path / "README.md").read_text()
+    assert "| graphsage | 3 | 0-2 |" in readme and "4 completed of 4 runs" in readme
+
+    # Nothing left to do: a second resume runs nothing and keeps every run.
+    assert table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir), "--no-wandb"]) == 0
+    assert "0 job(s) to rerun" in capsys.readouterr().out
+    assert len(list((sage / ".superseded").iterdir())) == 1
+
+
+def test_resume_refuses_an_override_that_changes_a_planned_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    job_dir = _planned_but_crashed(sweep_dir)
+    assert (
+        table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir), "trainer.max_epochs=5"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "trainer.max_epochs=5" in err and "trainer.max_epochs=1" in err and "sage" in err
+    assert (job_dir / "note.txt").is_file()  # refused before anything was moved
+
+
+def test_resume_needs_runs_to_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    definition = _definition(tmp_path)
+    assert table_main([str(definition), "--resume", "--sweep-dir", str(tmp_path / "nothing")]) == 2
+    assert "no runs of tests/tiny_resume yet; run without --resume" in capsys.readouterr().err
+    assert table_main([str(definition), "--resume", "--report-only"]) == 2
+    assert "pick one" in capsys.readouterr().err
+
+
+def test_pending_jobs_are_read_from_what_the_sweep_planned(tmp_path: Path) -> None:
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    _planned_but_crashed(sweep_dir)
+    pending, unstarted = pending_jobs(TableDefinition.load(definition), sweep_dir)
+    assert [(p.sweep, p.number) for p in pending] == [("sage", 0), ("sage", 1), ("sage", 2)]
+    assert "seed=1" in pending[1].overrides and f"experiment_name={NAME}" in pending[1].overrides
+    assert [s.name for s in unstarted] == ["gcn"]
+
+
+def _planned_but_crashed(sweep_dir: Path) -> Path:
+    """A sweep dir whose 'sage' sweep planned seeds 0-2 (as `recsci table` launched it) and whose job 0
+    crashed before writing metrics; returns that job's dir."""
+    sage = sweep_dir / "sage"
+    sage.mkdir(parents=True)
+    task = ["seed=0,1,2", "logger=none", "trainer.max_epochs=1", *FAST[1:], f"experiment_name={NAME}"]
+    sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}
+    (sage / "multirun.yaml").write_text(
+        yaml.safe_dump({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})
+    )
+    job_dir = sage / "0"
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / "note.txt").write_text("written by the crashed run")
+    return job_dir
