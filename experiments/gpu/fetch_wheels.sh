@@ -3,7 +3,7 @@
 # through .git/info/exclude). The device image has torch, lightning, torchmetrics, torch-geometric, numpy,
 # pandas, pyarrow, scipy, matplotlib, rich, pytest and tensorboard, but none of the packages below, and it
 # cannot reach a registry. Versions are the ones installed in this checkout's .venv, so the device runs
-# what CI tests; the device's Python is 3.12, so compiled wheels are fetched for cp312.
+# what CI tests; the device's Python is 3.12, so compiled wheels are fetched for cp312 (DEVICE_PYTHON=3.x to change).
 #   experiments/gpu/fetch_wheels.sh          # then: experiments/gpu/README.md
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +16,9 @@ PACKAGES=(
   opentelemetry-sdk opentelemetry-semantic-conventions optuna platformdirs pydantic pydantic-core
   sqlalchemy typing-inspection wandb
 )
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude)  # a worktree's .git is a file
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.whl/' "$exclude" 2>/dev/null || echo '/.whl/' >> "$exclude"
 rm -rf "$DEST" && mkdir -p "$DEST"
 pins=()
 for name in "${PACKAGES[@]}"; do
@@ -26,7 +28,7 @@ for name in "${PACKAGES[@]}"; do
   }
   pins+=("$name==$version")
 done
-"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+"$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version "${DEVICE_PYTHON:-3.12}" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$DEST" "${pins[@]}"
 # omegaconf's grammar runtime is published as a source archive only: build its (pure-Python) wheel here.
