@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ import yaml
 from recsci.core.report.cli import table_main
 from recsci.core.report.resume import pending_jobs
 from recsci.core.report.runs import collect_runs
-from recsci.core.report.table import TableDefinition
+from recsci.core.report.table import LOCK_FILE, SweepDirBusy, TableDefinition, sweep_lock
 from tests.conftest import FAST
 from tests.core.tables import write_tiny_table
 
@@ -73,6 +77,7 @@ def test_resume_reruns_only_the_jobs_without_a_completed_run(
     assert table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir), "--no-wandb"]) == 0
     assert "0 job(s) to rerun" in capsys.readouterr().out
     assert len(list((sage / ".superseded").iterdir())) == 1
+    assert not (sweep_dir / LOCK_FILE).exists()  # released by every run
 
 
 def test_resume_refuses_an_override_that_changes_a_planned_setting(
@@ -119,3 +124,35 @@ def _planned_but_crashed(sweep_dir: Path) -> Path:
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / "note.txt").write_text("written by the crashed run")
     return job_dir
+
+
+def test_resume_waits_for_a_table_still_running_in_the_sweep_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    job_dir = _planned_but_crashed(sweep_dir)
+    # This test's own process stands for the `recsci table` that is still running the sweep.
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-11-28T01:00:00"}
+    (sweep_dir / LOCK_FILE).write_text(json.dumps(holder))
+    assert table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir)]) == 2
+    err = capsys.readouterr().err
+    assert f"pid {os.getpid()}" in err and LOCK_FILE in err
+    assert (job_dir / "note.txt").is_file()  # its 'crashed' job, still running, was left alone
+    assert json.loads((sweep_dir / LOCK_FILE).read_text()) == holder
+    assert table_main([str(definition), "--sweep-dir", str(sweep_dir)]) == 2  # nor is a fresh run started
+
+
+def test_a_lock_left_by_an_ended_process_is_taken_over_and_released(tmp_path: Path) -> None:
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": int(ended.stdout), "host": socket.gethostname()}))
+    with sweep_lock(tmp_path):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+        with pytest.raises(SweepDirBusy, match="another `recsci table`"), sweep_lock(tmp_path):
+            pass
+    assert not (tmp_path / LOCK_FILE).exists()
+    # A lock from another host cannot be checked: it is honoured.
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(SweepDirBusy, match="elsewhere"), sweep_lock(tmp_path):
+        pass

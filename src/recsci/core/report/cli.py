@@ -15,6 +15,7 @@ from recsci.core.report.resume import pending_jobs, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
+    SweepDirBusy,
     TableDefinition,
     build_table_report,
     data_available,
@@ -209,11 +210,15 @@ def table_main(argv: list[str]) -> int:
     elif args.resume:
         try:
             ran = resume_sweeps(definition, sweep_dir, extra, args.jobs)
-        except ValueError as err:
+        except (ValueError, SweepDirBusy) as err:
             print(f"recsci table: {err}", file=sys.stderr)
             return 2
     else:
-        ran = run_sweeps(definition, sweep_dir, extra, args.jobs)
+        try:
+            ran = run_sweeps(definition, sweep_dir, extra, args.jobs)
+        except SweepDirBusy as err:
+            print(f"recsci table: {err}", file=sys.stderr)
+            return 2
     failed = [(name, code) for name, code in ran if code]
     files = build_table_report(definition, sweep_dir, extra, args.wandb)
     extra = extra_overrides(definition, sweep_dir, extra)  # the README says what the runs really used

@@ -25,7 +25,13 @@ from recsci.core.report.runs import (
     planned_jobs,
     read_run,
 )
-from recsci.core.report.table import Sweep, TableDefinition, job_environment, launcher_overrides
+from recsci.core.report.table import (
+    Sweep,
+    TableDefinition,
+    job_environment,
+    launcher_overrides,
+    sweep_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,16 @@ def resume_sweeps(
     ``<sweep>/.superseded/<number>-<time>`` first, so nothing is lost), and every sweep that never
     started, whole. Returns (sweep, exit code) pairs, one per sweep that ran anything.
 
-    Do not resume while the sweep dir's runs are still going: an unfinished run looks like a crashed one.
+    Refused (:class:`~recsci.core.report.table.SweepDirBusy`) while another ``recsci table`` runs jobs in
+    ``sweep_dir``: its running jobs would look like crashed ones.
     """
+    with sweep_lock(sweep_dir):
+        return _resume(definition, sweep_dir, extra, jobs)
+
+
+def _resume(
+    definition: TableDefinition, sweep_dir: Path, extra: list[str], jobs: int
+) -> list[tuple[str, int]]:
     pending, unstarted = pending_jobs(definition, sweep_dir)
     for sweep in definition.sweeps:
         check_resume_overrides([p for p in pending if p.sweep == sweep.name], extra)

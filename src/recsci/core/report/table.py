@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,15 +197,70 @@ def run_sweeps(
     (sweep, exit code) pairs."""
     launcher = launcher_overrides(jobs)  # before anything is written: a missing plugin loses nothing
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "table.yaml").write_text(definition.path.read_text())
-    outcomes = []
-    for sweep in definition.sweeps:
-        command = definition.command(sweep, sweep_dir, [*extra, *launcher])
-        print(f"[recsci table] {shlex.join(command)}", flush=True)
-        outcomes.append(
-            (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
-        )
+    with sweep_lock(sweep_dir):
+        (sweep_dir / "table.yaml").write_text(definition.path.read_text())
+        outcomes = []
+        for sweep in definition.sweeps:
+            command = definition.command(sweep, sweep_dir, [*extra, *launcher])
+            print(f"[recsci table] {shlex.join(command)}", flush=True)
+            outcomes.append(
+                (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
+            )
     return outcomes
+
+
+LOCK_FILE = ".recsci-table.lock"
+
+
+class SweepDirBusy(RuntimeError):
+    """Another ``recsci table`` process is running jobs in this sweep dir."""
+
+
+@contextmanager
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Mark ``sweep_dir`` as being run by this process for the duration (``.recsci-table.lock``: pid, host,
+    start time), so that a resume elsewhere does not take this process's running jobs for crashed ones.
+
+    Raises :class:`SweepDirBusy` when a live process holds it already. A lock left by a process that has
+    ended (on this host) is stale and taken over; one from another host cannot be checked and is honoured.
+    """
+    path = sweep_dir / LOCK_FILE
+    holder = _read_lock(path)
+    if holder is not None and _alive(holder):
+        raise SweepDirBusy(
+            f"{sweep_dir} is being run by another `recsci table` (pid {holder.get('pid')} on "
+            f"{holder.get('host')}, since {holder.get('started')}): wait for it to end, or delete {path} "
+            "if that process is gone"
+        )
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": dt.datetime.now().isoformat()}
+    path.write_text(json.dumps(mine))
+    try:
+        yield
+    finally:
+        if _read_lock(path) == mine:
+            path.unlink()
+
+
+def _read_lock(path: Path) -> dict[str, Any] | None:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # no lock, or an unreadable one (nothing to honour)
+    return holder if isinstance(holder, dict) else None
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (KeyError, TypeError, ValueError):
+        return False  # not a lock this module wrote
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def recorded_overrides(sweep_dir: Path, sweep: Sweep) -> list[str] | None:
