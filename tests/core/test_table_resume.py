@@ -37,7 +37,8 @@ def test_resume_reruns_only_the_jobs_without_a_completed_run(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
-    assert table_main([str(definition), "--sweep-dir", str(sweep_dir), "--no-wandb"]) == 0
+    launched_with = "trainer.log_every_n_steps=1"
+    assert table_main([str(definition), "--sweep-dir", str(sweep_dir), "--no-wandb", launched_with]) == 0
     sage = sweep_dir / "sage"
     kept = (sage / "0" / "metrics.json").read_bytes()
     # Job 1 crashed before writing its metrics (its dir and log stay), job 2 never started, nor did the
@@ -53,11 +54,11 @@ def test_resume_reruns_only_the_jobs_without_a_completed_run(
     assert table_main([str(definition), "--resume", "--dry-run", "--sweep-dir", str(sweep_dir)]) == 0
     dry = capsys.readouterr().out
     assert "# sage/1" in dry and "# sage/2" in dry and "# sage/0" not in dry
-    assert "# gcn: never started, 1 jobs" in dry
+    assert f"# gcn: never started, 1 jobs, with {launched_with}" in dry
     assert "2 job(s) to rerun" in dry and not (sage / "2").exists()  # a dry run runs and moves nothing
 
     # An extra setting the sweep did not plan is allowed; the report still matches the jobs to their runs.
-    extra = "trainer.log_every_n_steps=1"
+    extra = "trainer.num_sanity_val_steps=0"
     assert table_main([str(definition), "--resume", "--sweep-dir", str(sweep_dir), "--no-wandb", extra]) == 0
     assert (sage / "0" / "metrics.json").read_bytes() == kept  # the completed run is untouched
     assert [_metrics(sage / n)["status"] for n in ("1", "2")] == ["completed", "completed"]
@@ -65,7 +66,9 @@ def test_resume_reruns_only_the_jobs_without_a_completed_run(
     assert [_metrics(sage / n)["seed"] for n in ("1", "2")] == [1, 2]
     (superseded,) = (sage / ".superseded").iterdir()  # the crashed run's dir is kept aside, not lost
     assert superseded.name.startswith("1-") and (superseded / "note.txt").is_file()
-    assert extra in yaml.safe_load((sage / "1" / ".hydra" / "overrides.yaml").read_text())
+    for rerun in (sage / "1", sweep_dir / "gcn" / "0"):  # the launch's extras, and the resume's
+        recorded = yaml.safe_load((rerun / ".hydra" / "overrides.yaml").read_text())
+        assert extra in recorded and launched_with in recorded
 
     runs = collect_runs(sweep_dir)
     assert len(runs) == 4 and all(r.completed for r in runs)  # superseded and planned jobs not counted again

@@ -247,7 +247,11 @@ def _dry_run_resume(definition: TableDefinition, sweep_dir: Path, extra: list[st
     pending, unstarted = pending_jobs(definition, sweep_dir)
     for job in pending:
         print(f"# {job.sweep}/{job.number}\n{shlex.join(['recsci', *job.overrides, *extra])}")
+    inherited = extra_overrides(definition, sweep_dir, extra)
     for sweep in unstarted:
-        print(f"# {sweep.name}: never started, {planned_job_count([*sweep.overrides, *extra])} jobs")
+        jobs = planned_job_count([*sweep.overrides, *inherited])
+        print(
+            f"# {sweep.name}: never started, {jobs} jobs, with {shlex.join(inherited) or 'no extra overrides'}"
+        )
     print(f"# {len(pending)} job(s) to rerun in {sweep_dir}, {len(unstarted)} sweep(s) to start")
     return 0

@@ -28,6 +28,7 @@ from recsci.core.report.runs import (
 from recsci.core.report.table import (
     Sweep,
     TableDefinition,
+    extra_overrides,
     job_environment,
     launcher_overrides,
     sweep_lock,
@@ -133,8 +134,10 @@ def _resume(
         (name, next((c for s, c in codes if s == name and c), 0))
         for name in dict.fromkeys(s for s, _ in codes)
     ]
+    # Sweeps that never started get the extra overrides the started ones were launched with, too.
+    inherited = extra_overrides(definition, sweep_dir, extra)
     for sweep in unstarted:
-        command = definition.command(sweep, sweep_dir, [*extra, *launcher])
+        command = definition.command(sweep, sweep_dir, [*inherited, *launcher])
         print(f"[recsci table] {shlex.join(command)}", flush=True)
         outcomes.append(
             (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
