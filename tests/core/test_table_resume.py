@@ -15,7 +15,7 @@ import yaml
 from recsci.core.report.cli import table_main
 from recsci.core.report.resume import pending_jobs
 from recsci.core.report.runs import collect_runs
-from recsci.core.report.table import LOCK_FILE, SweepDirBusy, TableDefinition, sweep_lock
+from recsci.core.report.table import LOCK_FILE, SweepDirBusy, TableDefinition, latest_sweep_dir, sweep_lock
 from tests.conftest import FAST
 from tests.core.tables import write_tiny_table
 
@@ -159,3 +159,16 @@ def test_a_lock_left_by_an_ended_process_is_taken_over_and_released(tmp_path: Pa
     (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
     with pytest.raises(SweepDirBusy, match="elsewhere"), sweep_lock(tmp_path):
         pass
+
+
+def test_the_latest_sweep_dir_is_the_last_started_not_the_last_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    definition = TableDefinition.load(_definition(tmp_path))
+    root = tmp_path / "outputs" / "tables" / NAME
+    for name, started in (("zzz_old", 1_000), ("2026-11-28_01-00-00", 2_000), ("abc1234", 3_000)):
+        (root / name).mkdir(parents=True)
+        (root / name / "table.yaml").write_text("")
+        os.utime(root / name / "table.yaml", (started, started))
+    assert latest_sweep_dir(definition).name == "abc1234"

@@ -146,9 +146,17 @@ def new_sweep_dir(definition: TableDefinition) -> Path:
 
 
 def latest_sweep_dir(definition: TableDefinition) -> Path | None:
+    """The table's most recently started sweep dir under ``outputs/tables/<name>/``: by the time its
+    ``table.yaml`` was written (a run's start), else the dir's own; not by name, since ``--sweep-dir``
+    names (a commit, say) need not sort by time."""
     root = TABLES_DIR / definition.name
-    dirs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-    return dirs[-1] if dirs else None
+    dirs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+
+    def started(path: Path) -> tuple[float, str]:
+        marker = path / "table.yaml"
+        return ((marker if marker.is_file() else path).stat().st_mtime, path.name)
+
+    return max(dirs, key=started) if dirs else None
 
 
 def data_available(extra: list[str]) -> bool:
