@@ -513,6 +513,36 @@ def test_table_definitions_load_and_their_jobs_compose(path: Path, capsys: pytes
     assert "jobs in all" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: t\nsweeps: [{name: s, overrides: [seed=0]}]\nby: [model]\ncomapre: []\n",
+         "unknown key 'comapre': did you mean 'compare'?"),
+        ("name: t\nsweeps: [{name: s, override: [seed=0]}]\nby: [model]\n",
+         r"sweeps\[0\] needs a name and a list of overrides"),
+        ("name: t\nsweeps: [{name: s, overrides: [seed=0], tag: x}]\nby: [model]\n",
+         r"unknown key sweeps\[0\].'tag'"),
+        ("name: t\nsweeps: []\nby: [model]\n", "sweeps must be a non-empty list"),
+        ("name: t\nby: [model]\n", r"missing required keys \['sweeps'\]"),
+        ("name: [t\n", "not valid YAML"),
+        ("- name: t\n", "a mapping of keys, got list"),
+    ],
+)  # fmt: skip
+def test_a_bad_table_definition_is_named_with_the_fix(
+    text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "def.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        TableDefinition.load(path)
+    # The command says so in one line and starts nothing.
+    assert table_main([str(path), "--sweep-dir", str(tmp_path / "sweep")]) == 2
+    assert capsys.readouterr().err.startswith(f"recsci table: {path}: ")
+    assert not (tmp_path / "sweep").exists()
+    assert table_main([str(tmp_path / "absent.yaml"), "--dry-run"]) == 2
+    assert "no such table definition" in capsys.readouterr().err
+
+
 def test_cora_ml_anchors_are_the_published_numbers() -> None:
     rows = {
         a.label: a.metrics

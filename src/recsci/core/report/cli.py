@@ -172,7 +172,11 @@ def _positive_int(text: str) -> int:
 
 def table_main(argv: list[str]) -> int:
     args = table_parser().parse_intermixed_args(argv)
-    definition = TableDefinition.load(args.definition)
+    try:
+        definition = TableDefinition.load(args.definition)
+    except ValueError as err:
+        print(f"recsci table: {err}", file=sys.stderr)
+        return 2
     extra = list(args.overrides)
     if args.report_only and args.resume:
         print(

@@ -28,6 +28,7 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import importlib.util
 import json
 import os
@@ -53,6 +54,22 @@ from recsci.core.report.runs import expand_jobs
 TABLES_DIR = Path("outputs") / "tables"
 
 
+# Every key a definition may hold (see the module docstring); any other is a typo and is refused.
+DEFINITION_KEYS = (
+    "name", "title", "problem", "needs_data", "tags", "sweeps", "by", "over", "order", "metrics",
+    "display", "digits", "pivot", "anchors", "compare", "plots", "readme",
+)  # fmt: skip
+SWEEP_KEYS = ("name", "overrides")
+
+
+def _check_keys(path: Path, where: str, raw: dict[str, Any], known: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+            raise ValueError(f"{path}: unknown key {where}{key!r}: {hint}")
+
+
 @dataclass(frozen=True)
 class Sweep:
     name: str
@@ -76,10 +93,24 @@ class TableDefinition:
 
     @classmethod
     def load(cls, path: Path) -> TableDefinition:
-        raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+        if not path.is_file():
+            raise ValueError(f"{path}: no such table definition (they live in experiments/<problem>/*.yaml)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a table definition is a mapping of keys, got {type(raw).__name__}")
+        _check_keys(path, "", raw, DEFINITION_KEYS)
         missing = [k for k in ("name", "sweeps", "by") if k not in raw]
         if missing:
             raise ValueError(f"{path}: missing required keys {missing} (see recsci.core.report.table)")
+        if not isinstance(raw["sweeps"], list) or not raw["sweeps"]:
+            raise ValueError(f"{path}: sweeps must be a non-empty list of {{name, overrides}}")
+        for i, sweep in enumerate(raw["sweeps"]):
+            if not isinstance(sweep, dict) or not {"name", "overrides"} <= set(sweep):
+                raise ValueError(f"{path}: sweeps[{i}] needs a name and a list of overrides, got {sweep!r}")
+            _check_keys(path, f"sweeps[{i}].", sweep, SWEEP_KEYS)
         here = path.parent
         display = str(raw.get("display", "fraction"))
         if display not in ("fraction", "percent"):
