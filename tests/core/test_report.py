@@ -517,11 +517,11 @@ def test_table_definitions_load_and_their_jobs_compose(path: Path, capsys: pytes
     ("text", "message"),
     [
         ("name: t\nsweeps: [{name: s, overrides: [seed=0]}]\nby: [model]\ncomapre: []\n",
-         "unknown key 'comapre': did you mean 'compare'?"),
+         r"comapre: unknown key for a table definition. Did you mean 'compare'\?"),
         ("name: t\nsweeps: [{name: s, override: [seed=0]}]\nby: [model]\n",
          r"sweeps\[0\] needs a name and a list of overrides"),
         ("name: t\nsweeps: [{name: s, overrides: [seed=0], tag: x}]\nby: [model]\n",
-         r"unknown key sweeps\[0\].'tag'"),
+         r"sweeps\[0\].tag: unknown key for a sweep. Valid keys: name, overrides"),
         ("name: t\nsweeps: []\nby: [model]\n", "sweeps must be a non-empty list"),
         ("name: t\nby: [model]\n", r"missing required keys \['sweeps'\]"),
         ("name: [t\n", "not valid YAML"),
@@ -552,6 +552,20 @@ def test_cora_ml_anchors_are_the_published_numbers() -> None:
     assert rows["SDGAE-F"]["test/auc"] == pytest.approx(0.9724) and rows["STRAP"] == {
         "test/mrr": pytest.approx(0.3091)
     }
+
+
+def test_a_typo_in_an_anchors_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text("unit: percent\nrow:\n  - {label: X, metrics: {test/auc: 90}}\n")
+    with pytest.raises(
+        ValueError, match=r"anchors.yaml: row: unknown key for an anchors file. Did you mean 'rows'"
+    ):
+        Anchors.load(path)
+    path.write_text("unit: percent\nrows:\n  - {label: X, metric: {test/auc: 90}}\n")
+    with pytest.raises(
+        ValueError, match=r"rows\[0\].metric: unknown key for an anchor row. Did you mean 'metrics'"
+    ):
+        Anchors.load(path)
 
 
 def test_table_refuses_to_start_without_the_data_it_needs(tmp_path: Path, monkeypatch, capsys) -> None:

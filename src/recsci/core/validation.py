@@ -64,7 +64,7 @@ def validate_config(cfg: DictConfig) -> None:
 def _top_level_problems(cfg: DictConfig) -> Iterator[str]:
     for key in cfg:
         if key not in TOP_LEVEL_KEYS:
-            yield _unknown_key_message(str(key), TOP_LEVEL_KEYS, "the run config")
+            yield unknown_key_message(str(key), TOP_LEVEL_KEYS, "the run config")
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         yield f"seed={seed!r}: must be an integer >= 0 (or null to draw one)"
@@ -99,7 +99,7 @@ def _target_node_problems(path: str, node: Mapping[str, Any]) -> Iterator[str]:
         key_path = f"{path}.{key}" if path else key
         if key not in parameters:
             if not accepts_any:
-                yield _unknown_key_message(key, parameters, f"'{target_name}'", key_path)
+                yield unknown_key_message(key, parameters, f"'{target_name}'", key_path)
             continue
         if isinstance(value, Mapping) and "_target_" in value:
             continue  # built by instantiate and checked as its own node
@@ -177,8 +177,19 @@ def _describe(annotation: Any) -> str:
 _BOUND_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
-def _unknown_key_message(key: str, valid: Mapping[str, Any], owner: str, key_path: str | None = None) -> str:
+def unknown_key_message(key: str, valid: Mapping[str, Any], owner: str, key_path: str | None = None) -> str:
+    """``<key path>: unknown key for <owner>. Did you mean '<closest>'? Valid keys: ...`` (the typo's message)."""
     close = difflib.get_close_matches(key, list(valid), n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(sorted(valid))
     return f"{key_path or key}: unknown key for {owner}.{hint} Valid keys: {listed}"
+
+
+def check_keys(path: Any, where: str, raw: Mapping[str, Any], known: tuple[str, ...], owner: str) -> None:
+    """Refuse a key of ``raw`` (read from file ``path``, at ``where``) that is not in ``known``: a typo, named
+    with the file and the closest known key."""
+    for key in raw:
+        if key not in known:
+            raise ValueError(
+                unknown_key_message(str(key), dict.fromkeys(known), owner, f"{path}: {where}{key}")
+            )

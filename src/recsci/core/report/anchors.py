@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from recsci.core.report.aggregate import Layout, Stat, TableModel, display_scales
+from recsci.core.validation import check_keys
 
 _UNITS = {"percent": 0.01, "fraction": 1.0}
 
@@ -40,6 +41,9 @@ class Anchors:
     @classmethod
     def load(cls, path: Path) -> Anchors:
         raw: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+        check_keys(path, "", raw, ("source", "unit", "rows"), "an anchors file")
+        for i, row in enumerate(raw.get("rows") or []):
+            check_keys(path, f"rows[{i}].", row, ("label", "n", "metrics"), "an anchor row")
         unit = str(raw.get("unit", "fraction"))
         if unit not in _UNITS:
             raise ValueError(f"{path}: unit must be one of {sorted(_UNITS)}, got {unit!r}")

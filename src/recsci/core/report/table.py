@@ -28,7 +28,6 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import importlib.util
 import json
 import os
@@ -50,6 +49,7 @@ from recsci.core.report.build import ReportFiles, build_report
 from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.render import markdown_table
 from recsci.core.report.runs import expand_jobs
+from recsci.core.validation import check_keys
 
 TABLES_DIR = Path("outputs") / "tables"
 
@@ -60,14 +60,6 @@ DEFINITION_KEYS = (
     "display", "digits", "pivot", "anchors", "compare", "plots", "readme",
 )  # fmt: skip
 SWEEP_KEYS = ("name", "overrides")
-
-
-def _check_keys(path: Path, where: str, raw: dict[str, Any], known: tuple[str, ...]) -> None:
-    for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
-            raise ValueError(f"{path}: unknown key {where}{key!r}: {hint}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +93,7 @@ class TableDefinition:
             raise ValueError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a table definition is a mapping of keys, got {type(raw).__name__}")
-        _check_keys(path, "", raw, DEFINITION_KEYS)
+        check_keys(path, "", raw, DEFINITION_KEYS, "a table definition")
         missing = [k for k in ("name", "sweeps", "by") if k not in raw]
         if missing:
             raise ValueError(f"{path}: missing required keys {missing} (see recsci.core.report.table)")
@@ -110,7 +102,7 @@ class TableDefinition:
         for i, sweep in enumerate(raw["sweeps"]):
             if not isinstance(sweep, dict) or not {"name", "overrides"} <= set(sweep):
                 raise ValueError(f"{path}: sweeps[{i}] needs a name and a list of overrides, got {sweep!r}")
-            _check_keys(path, f"sweeps[{i}].", sweep, SWEEP_KEYS)
+            check_keys(path, f"sweeps[{i}].", sweep, SWEEP_KEYS, "a sweep")
         here = path.parent
         display = str(raw.get("display", "fraction"))
         if display not in ("fraction", "percent"):
