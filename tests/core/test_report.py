@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,27 @@ def test_percent_scales_only_fractions_not_counts_or_degree_thresholds(tmp_path:
     definition.write_text(definition.read_text().replace("unit: value", "unit: percent"))
     with pytest.raises(ValueError, match=r"test/edge.*unit.*'fraction', 'value'.*'percent'"):
         TableDefinition.load(definition)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--by", "modle"], "by key 'modle': none of the 5 completed runs has it.*did you mean 'model'"),
+        (["--by", "model", "--over", "sede"], "over key 'sede'.*did you mean 'seed'"),
+        (["--by", "model", "--over", "lr"], "over key 'lr'.*did you mean 'model.lr'"),
+        (["--by", "model", "--metrics", "test/acu"], "metric 'test/acu': no completed run recorded it.*'test/auc'"),
+        (["--by", "model", "--anchors", "absent.yaml"], "absent.yaml"),
+    ],
+)  # fmt: skip
+def test_a_report_key_no_run_has_is_refused_before_anything_is_written(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Otherwise a typo gives a table of '-' cells, or one row of every run, that looks like a result.
+    two_models(tmp_path)
+    assert report_main([str(tmp_path), *flags, "--no-wandb"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "report").exists()
+    assert report_main([str(tmp_path), "--by", "model.lr", "--metrics", "test/mrr", "--no-wandb"]) == 0
 
 
 def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:

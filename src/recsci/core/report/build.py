@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,6 +100,61 @@ def build_report(
         files.wandb_dir = log_report(report, out_dir, settings or {}, group=wandb_group)
     log.info("Report: %s", html_path)
     return files
+
+
+def check_layout_keys(runs: Sequence[RunRecord], layout: Layout) -> None:
+    """Refuse a row key, aggregated-over key or metric that no completed run has: a typo would otherwise
+    give a table of '-' cells (or one row of everything) that looks like a result. For keys a user typed
+    (``recsci report``); a table definition's keys are fixed files, and a partly run table may have no
+    completed run of the rows that record a metric yet. Nothing is checked while no run has completed."""
+    completed = [r for r in runs if r.completed]
+    if not completed:
+        return
+    for option, keys in (("by", layout.by), ("over", layout.over)):
+        for key in keys:
+            if all(value_of(r, key) == "-" for r in completed):
+                known = _config_keys(completed[0])
+                raise ValueError(
+                    f"{option} key {key!r}: none of the {len(completed)} completed runs has it (a config "
+                    "group such as model, data or sampler, or a dotted key of the resolved config such as "
+                    f"model.lr){_did_you_mean(key, known)}"
+                )
+    if layout.pivot is None:  # a pivot's metrics are parts of key patterns, checked by their cells
+        recorded = sorted(set().union(*(r.metrics for r in completed)))
+        for spec in layout.metrics:
+            if spec.key not in recorded:
+                raise ValueError(
+                    f"metric {spec.key!r}: no completed run recorded it{_did_you_mean(spec.key, recorded)}"
+                )
+
+
+def _config_keys(run: RunRecord) -> list[str]:
+    """The keys a run can be grouped by: its config groups, ``seed`` and the dotted keys of its config."""
+    keys = [*run.choices, "seed"]
+
+    def walk(node: Any, prefix: str) -> None:
+        for name, value in node.items() if isinstance(node, dict) else ():
+            keys.append(prefix + str(name))
+            walk(value, f"{prefix}{name}.")
+
+    walk(run.config, "")
+    return keys
+
+
+def _did_you_mean(key: str, known: Sequence[str]) -> str:
+    """Up to three known keys close to ``key``, whole or by their last part (``split`` finds
+    ``data.split_source.split_index``)."""
+    by_last_part: dict[str, list[str]] = {}
+    for name in known:
+        by_last_part.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    close = difflib.get_close_matches(key, list(dict.fromkeys(known)), n=3)
+    close += [
+        name
+        for part in difflib.get_close_matches(key, list(by_last_part), n=3)
+        for name in by_last_part[part]
+    ]
+    close = list(dict.fromkeys(close))[:3]
+    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def runs_table(runs: Sequence[RunRecord], root: Path, layout: Layout) -> TableModel:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
-from recsci.core.report.build import build_report
+from recsci.core.report.build import build_report, check_layout_keys
 from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.resume import pending_jobs, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
@@ -84,8 +84,8 @@ def report_main(argv: list[str]) -> int:
         return 2
     over = _keys(args.over) or []
     by = _keys(args.by)
+    runs = collect_runs(args.dir)
     if by is None:
-        runs = collect_runs(args.dir)
         by = default_by(args.dir, runs, over)
     try:
         comparisons = [Comparison.from_cli(a, b) for a, b in args.compare or []]
@@ -100,18 +100,24 @@ def report_main(argv: list[str]) -> int:
         scale=100.0 if args.percent else 1.0,
         digits=2 if args.percent else 4,
     )
-    files = build_report(
-        args.dir,
-        layout,
-        title=args.title,
-        anchors=Anchors.load(args.anchors) if args.anchors else None,
-        plots=args.plot or ["metric_bars"],
-        out_dir=args.out,
-        facts=[("command", "recsci report " + shlex.join(argv))],
-        wandb=args.wandb,
-        wandb_group=args.wandb_group,
-        comparisons=comparisons,
-    )
+    try:
+        check_layout_keys(runs, layout)  # before anything is written
+        anchors = Anchors.load(args.anchors) if args.anchors else None
+        files = build_report(
+            args.dir,
+            layout,
+            title=args.title,
+            anchors=anchors,
+            plots=args.plot or ["metric_bars"],
+            out_dir=args.out,
+            facts=[("command", "recsci report " + shlex.join(argv))],
+            wandb=args.wandb,
+            wandb_group=args.wandb_group,
+            comparisons=comparisons,
+        )
+    except (ValueError, OSError) as err:
+        print(f"recsci report: {err}", file=sys.stderr)
+        return 2
     return _summarise(files.runs, files.markdown, files.html)
 
 
