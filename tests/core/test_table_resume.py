@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recsci.core.report import resume, table
 from recsci.core.report.cli import table_main
 from recsci.core.report.resume import pending_jobs
 from recsci.core.report.runs import collect_runs
@@ -172,3 +174,31 @@ def test_the_latest_sweep_dir_is_the_last_started_not_the_last_by_name(
         (root / name / "table.yaml").write_text("")
         os.utime(root / name / "table.yaml", (started, started))
     assert latest_sweep_dir(definition).name == "abc1234"
+
+
+@pytest.mark.parametrize("code", [-signal.SIGINT, 128 + signal.SIGTERM])
+def test_an_interrupted_job_stops_the_table_and_releases_its_lock(
+    code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # Ctrl-C reaches the running job too: it exits by the signal, and the table must not go on to the
+    # next job or sweep (the Hydra multirun of a plain run would otherwise start the next sweep).
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    _planned_but_crashed(sweep_dir)  # 3 jobs of 'sage' to rerun, and 'gcn' never started
+    started: list[list[str]] = []
+
+    def killed(command: list[str], **_: object) -> subprocess.CompletedProcess:
+        started.append(command)
+        return subprocess.CompletedProcess(command, code)
+
+    monkeypatch.setattr(resume.subprocess, "run", killed)
+    outcomes = resume.resume_sweeps(TableDefinition.load(definition), sweep_dir, [], jobs=1)
+    assert len(started) == 1 and outcomes == [("sage", code)]
+    assert "interrupted: 3 more not started; finish with --resume" in capsys.readouterr().err
+    assert not (sweep_dir / LOCK_FILE).exists()
+
+    started.clear()
+    monkeypatch.setattr(table.subprocess, "run", killed)
+    fresh = tmp_path / "fresh"
+    assert table.run_sweeps(TableDefinition.load(definition), fresh, [], jobs=1) == [("sage", code)]
+    assert len(started) == 1 and "interrupted: 1 more not started" in capsys.readouterr().err
+    assert not (fresh / LOCK_FILE).exists()

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ from recsci.core.report.table import (
     Sweep,
     TableDefinition,
     extra_overrides,
+    interrupted,
     job_environment,
     launcher_overrides,
+    stop_message,
     sweep_lock,
 )
 
@@ -122,24 +125,44 @@ def _resume(
         )
     print(f"[recsci table] resuming {sweep_dir}: {len(pending)} job(s) to rerun", flush=True)
 
-    def run_one(sweep_and_command: tuple[str, list[str]]) -> tuple[str, int]:
-        sweep, command = sweep_and_command
-        print(f"[recsci table] {shlex.join(command)}", flush=True)
-        return sweep, subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+    # Ctrl-C (or a kill) stops the table: no further job starts once one was interrupted or the table
+    # itself was (the running jobs get the signal themselves).
+    stop = threading.Event()
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    def run_one(sweep_and_command: tuple[str, list[str]]) -> tuple[str, int | None]:
+        sweep, command = sweep_and_command
+        if stop.is_set():
+            return sweep, None
+        print(f"[recsci table] {shlex.join(command)}", flush=True)
+        code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+        if interrupted(code):
+            stop.set()
+        return sweep, code
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
         codes = list(pool.map(run_one, commands))
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     # One exit code per sweep: its first failure's (negative for a signal), else 0.
     outcomes = [
         (name, next((c for s, c in codes if s == name and c), 0))
         for name in dict.fromkeys(s for s, _ in codes)
     ]
+    if stop.is_set():
+        stop_message([*(c for c in codes if c[1] is None), *unstarted])
+        return outcomes
     # Sweeps that never started get the extra overrides the started ones were launched with, too.
     inherited = extra_overrides(definition, sweep_dir, extra)
     for sweep in unstarted:
         command = definition.command(sweep, sweep_dir, [*inherited, *launcher])
         print(f"[recsci table] {shlex.join(command)}", flush=True)
-        outcomes.append(
-            (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
-        )
+        code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+        outcomes.append((sweep.name, code))
+        if interrupted(code):
+            stop_message(unstarted[unstarted.index(sweep) + 1 :])
+            break
     return outcomes

@@ -32,10 +32,11 @@ import importlib.util
 import json
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,10 +235,27 @@ def run_sweeps(
         for sweep in definition.sweeps:
             command = definition.command(sweep, sweep_dir, [*extra, *launcher])
             print(f"[recsci table] {shlex.join(command)}", flush=True)
-            outcomes.append(
-                (sweep.name, subprocess.run(command, check=False, env=job_environment(jobs)).returncode)
-            )
+            code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+            outcomes.append((sweep.name, code))
+            if interrupted(code):
+                stop_message(definition.sweeps[len(outcomes) :])
+                break
     return outcomes
+
+
+def interrupted(code: int) -> bool:
+    """Whether a job's exit code says it was stopped by Ctrl-C or a kill (SIGINT, SIGTERM), as Python
+    (``-signal``) or a shell (``128 + signal``) reports it: the table then starts nothing further."""
+    return code in {-signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, 128 + signal.SIGTERM}
+
+
+def stop_message(skipped: Sequence[Any]) -> None:
+    if skipped:
+        print(
+            f"[recsci table] interrupted: {len(skipped)} more not started; finish with --resume",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 LOCK_FILE = ".recsci-table.lock"
