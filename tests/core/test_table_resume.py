@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,3 +203,48 @@ def test_an_interrupted_job_stops_the_table_and_releases_its_lock(
     assert table.run_sweeps(TableDefinition.load(definition), fresh, [], jobs=1) == [("sage", code)]
     assert len(started) == 1 and "interrupted: 1 more not started" in capsys.readouterr().err
     assert not (fresh / LOCK_FILE).exists()
+
+
+@pytest.mark.slow
+def test_runs_finished_elsewhere_merge_in_job_by_job(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The table ran here; a copy of its sweep dir (a GPU machine's, say) holds runs this one lacks.
+    definition, ours = _definition(tmp_path), tmp_path / "sweep"
+    assert table_main([str(definition), "--sweep-dir", str(ours), "--no-wandb"]) == 0
+    theirs = tmp_path / "elsewhere"
+    shutil.copytree(ours, theirs)
+    kept = (ours / "sage" / "0" / "metrics.json").read_bytes()
+    (ours / "sage" / "1" / "metrics.json").unlink()  # crashed here
+    shutil.rmtree(ours / "sage" / "2")  # never ran here
+    shutil.rmtree(ours / "gcn")  # this sweep never started here
+    shutil.copytree(theirs / "sage" / "2", theirs / "sage" / "7")  # no such job in the sweep
+    (theirs / "sage" / "8").mkdir()  # an unfinished job dir
+    (theirs / "sage" / "8" / ".hydra").mkdir()
+    capsys.readouterr()
+
+    assert (
+        table_main([str(definition), "--merge-from", str(theirs), "--sweep-dir", str(ours), "--no-wandb"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "merged 3 run(s)" in out and "kept 1 completed run(s) already there" in out and "left out 2" in out
+    assert "not a job dir of this sweep (3 jobs)" in out
+    assert (ours / "sage" / "0" / "metrics.json").read_bytes() == kept
+    assert (ours / "gcn" / "multirun.yaml").is_file()
+    (superseded,) = (ours / "sage" / ".superseded").iterdir()
+    assert superseded.name.startswith("1-") and not (superseded / "metrics.json").exists()
+    assert (theirs / "sage" / "1" / "metrics.json").is_file()  # the source is only read
+    runs = collect_runs(ours)
+    assert len(runs) == 4 and all(r.completed for r in runs)
+    assert "4 completed of 4 runs" in (tmp_path / "README.md").read_text()
+    assert pending_jobs(TableDefinition.load(definition), ours) == ([], [])
+
+    # A run whose overrides are not its job's (another table's run under the same number) stays out.
+    shutil.rmtree(ours / "sage" / "2")
+    overrides = theirs / "sage" / "2" / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text().replace("seed=2", "seed=5"))
+    outcome = resume.merge_runs(TableDefinition.load(definition), theirs, ours)
+    assert not (ours / "sage" / "2").exists()
+    assert [why for path, why in outcome.left_out if path.name == "2"] == [
+        "its overrides are not those of job 2: "
+        + " ".join(pending_jobs(TableDefinition.load(definition), ours)[0][0].overrides)
+    ]

@@ -11,7 +11,7 @@ from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report, check_layout_keys
 from recsci.core.report.paired import Comparison, check_comparisons
-from recsci.core.report.resume import pending_jobs, resume_sweeps
+from recsci.core.report.resume import MergeOutcome, merge_runs, pending_jobs, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
@@ -153,6 +153,13 @@ def table_parser() -> argparse.ArgumentParser:
         "failed or unfinished one is moved to <sweep>/.superseded/), then rebuild the report",
     )
     parser.add_argument(
+        "--merge-from",
+        type=Path,
+        metavar="DIR",
+        help="copy the completed runs of DIR (a sweep dir's layout, e.g. runs a GPU machine finished) into "
+        "the latest (or --sweep-dir) runs, job by job, then rebuild the report",
+    )
+    parser.add_argument(
         "--sweep-dir", type=Path, help="where the runs go (default: outputs/tables/<name>/<time>)"
     )
     parser.add_argument("--no-readme", action="store_true", help="do not update the table's README section")
@@ -184,17 +191,15 @@ def table_main(argv: list[str]) -> int:
         print(f"recsci table: {err}", file=sys.stderr)
         return 2
     extra = list(args.overrides)
-    if args.report_only and args.resume:
-        print(
-            "recsci table: --report-only runs nothing; --resume runs what is missing: pick one",
-            file=sys.stderr,
-        )
+    modes = [flag for flag, on in (("--report-only", args.report_only), ("--resume", args.resume),
+                                   ("--merge-from", args.merge_from)) if on]  # fmt: skip
+    if len(modes) > 1:
+        print(f"recsci table: {' and '.join(modes)} do different things: pick one", file=sys.stderr)
         return 2
-    if args.report_only or args.resume:
+    if modes:
         sweep_dir = args.sweep_dir or latest_sweep_dir(definition)
         if sweep_dir is None or not sweep_dir.is_dir():
-            flag = "--report-only" if args.report_only else "--resume"
-            print(f"recsci table: no runs of {definition.name} yet; run without {flag}", file=sys.stderr)
+            print(f"recsci table: no runs of {definition.name} yet; run without {modes[0]}", file=sys.stderr)
             return 2
     else:
         sweep_dir = args.sweep_dir or new_sweep_dir(definition)
@@ -208,14 +213,23 @@ def table_main(argv: list[str]) -> int:
         if args.resume:
             return _dry_run_resume(definition, sweep_dir, extra)
         return _dry_run(definition, sweep_dir, extra, launcher)
-    if definition.needs_data and not args.report_only and not data_available(extra):
+    if definition.needs_data and not (args.report_only or args.merge_from) and not data_available(extra):
         print(
             f"recsci table: {definition.name} needs the real datasets: set RECSCI_DATA=<datasets folder> "
             "(or pass paths.data_dir=<folder>); see shared/data/README.md",
             file=sys.stderr,
         )
         return 2
-    if args.report_only:
+    if args.merge_from:
+        if not args.merge_from.is_dir():
+            print(f"recsci table --merge-from: {args.merge_from} is not a directory", file=sys.stderr)
+            return 2
+        try:
+            _print_merge(merge_runs(definition, args.merge_from, sweep_dir), sweep_dir)
+        except SweepDirBusy as err:
+            print(f"recsci table: {err}", file=sys.stderr)
+            return 2
+    if args.report_only or args.merge_from:
         ran = []
     elif args.resume:
         try:
@@ -265,3 +279,13 @@ def _dry_run_resume(definition: TableDefinition, sweep_dir: Path, extra: list[st
         )
     print(f"# {len(pending)} job(s) to rerun in {sweep_dir}, {len(unstarted)} sweep(s) to start")
     return 0
+
+
+def _print_merge(outcome: MergeOutcome, sweep_dir: Path) -> None:
+    print(
+        f"[recsci table] merged {len(outcome.merged)} run(s) into {sweep_dir}; kept {len(outcome.kept_local)} "
+        f"completed run(s) already there; left out {len(outcome.left_out)}",
+        flush=True,
+    )
+    for path, why in outcome.left_out:
+        print(f"  left out {path}: {why}", flush=True)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsci.core.report.runs import (
@@ -166,3 +166,72 @@ def _resume(
             stop_message(unstarted[unstarted.index(sweep) + 1 :])
             break
     return outcomes
+
+
+@dataclass
+class MergeOutcome:
+    """What :func:`merge_runs` did, run dir by run dir (paths in the source)."""
+
+    merged: list[Path] = field(default_factory=list)
+    kept_local: list[Path] = field(default_factory=list)  # the sweep dir's own completed run was kept
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # and why
+
+
+def merge_runs(definition: TableDefinition, source: Path, sweep_dir: Path) -> MergeOutcome:
+    """Copy the completed runs of ``source`` (laid out as a sweep dir: ``<sweep>/<job number>/``, e.g. the
+    runs a GPU machine finished with ``--resume``) into ``sweep_dir``, job by job.
+
+    A job the sweep dir has already completed keeps its own run; a failed or unfinished run there is moved
+    to ``<sweep>/.superseded/`` first. A run is left out (and said why) when it did not complete, when it
+    is not the job of that number (its overrides do not contain the job's planned ones: another table's
+    run, say), or when neither side has the sweep's ``multirun.yaml`` (it plans the job numbers); a sweep
+    the sweep dir never started takes the source's ``multirun.yaml``. ``source`` is only read.
+    """
+    outcome = MergeOutcome()
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    with sweep_lock(sweep_dir):
+        for sweep in definition.sweeps:
+            theirs, ours = source / sweep.name, sweep_dir / sweep.name
+            if not theirs.is_dir():
+                continue
+            if not (ours / "multirun.yaml").is_file():
+                if not (theirs / "multirun.yaml").is_file():
+                    outcome.left_out.append((theirs, "no multirun.yaml on either side to number its jobs"))
+                    continue
+                ours.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(theirs / "multirun.yaml", ours / "multirun.yaml")
+            planned = planned_jobs(ours / "multirun.yaml")
+            for run_dir in find_run_dirs(theirs):
+                why_not = _merge_one(run_dir, theirs, ours, planned, stamp)
+                if why_not is None:
+                    outcome.merged.append(run_dir)
+                elif why_not is _KEPT_OURS:
+                    outcome.kept_local.append(run_dir)
+                else:
+                    outcome.left_out.append((run_dir, why_not))
+    return outcome
+
+
+_KEPT_OURS = "the sweep dir's own run of this job completed"
+
+
+def _merge_one(run_dir: Path, theirs: Path, ours: Path, planned: list[list[str]], stamp: str) -> str | None:
+    """Copy one run in; None when merged, else why not (:data:`_KEPT_OURS` when ours completed)."""
+    name = run_dir.relative_to(theirs)
+    if len(name.parts) != 1 or not name.name.isdigit() or int(name.name) >= len(planned):
+        return f"not a job dir of this sweep ({len(planned)} jobs)"
+    run = read_run(run_dir)
+    if not run.completed:
+        return f"not completed ({run.status})"
+    job = planned[int(name.name)]
+    if not set(canonical_overrides(job)) <= set(canonical_overrides(run.overrides)):
+        return f"its overrides are not those of job {name.name}: {' '.join(job)}"
+    target = ours / name
+    if target.exists():
+        if read_run(target).completed:
+            return _KEPT_OURS
+        aside = ours / SUPERSEDED_DIR / f"{name.name}-{stamp}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(target, aside)
+    shutil.copytree(run_dir, target)
+    return None
