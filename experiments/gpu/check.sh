@@ -6,11 +6,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/recsci_gpu_out}
 mkdir -p "$OUT"
-ls .whl/*.whl >/dev/null 2>&1 || { echo "check.sh: no wheels in .whl/: run experiments/gpu/fetch_wheels.sh here first and carry .whl" >&2; exit 2; }
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-  || { echo "check.sh: installing the carried wheels failed" >&2; exit 2; }
-# The checkout itself is not installed: src/ on the path gives recsci and its Hydra plugins.
-export PYTHONPATH="/tmp/site:$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WANDB_MODE=offline
+. "$(dirname "$0")/env.sh"
 {
   nvidia-smi -L
   python3 -c "import torch, torch_geometric, lightning, hydra, optuna; print('torch', torch.__version__, \

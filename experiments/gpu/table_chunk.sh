@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Run part of a long table ON the GPU machine for a fixed time, and bring back what completed (see
-# experiments/gpu/README.md). From the repository root, after check.sh (or on its own: it installs the
-# carried wheels when /tmp/site is missing):
+# experiments/gpu/README.md). From the repository root (env.sh installs the carried wheels if needed):
 #   experiments/gpu/table_chunk.sh DEFINITION SWEEP_DIR SECONDS [JOBS] [extra overrides...]
 # SWEEP_DIR is the carried copy of the table's sweep dir (no checkpoints needed). The table is resumed with
 # `trainer=gpu` (TRAINER=default tries it on a CPU), JOBS (default 12) jobs at a time, for SECONDS, then
@@ -15,11 +14,7 @@ definition=$1 sweep_dir=$2 seconds=$3 jobs=${4:-12}
 shift $(( $# >= 4 ? 4 : 3 ))
 OUT=${OUT:-/tmp/recsci_gpu_out}
 mkdir -p "$OUT"
-if [ ! -d /tmp/site ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "table_chunk.sh: installing the carried wheels failed (carry .whl)" >&2; exit 2; }
-fi
-export PYTHONPATH="/tmp/site:$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 WANDB_MODE=offline
+. "$(dirname "$0")/env.sh"
 export RECSCI_DATA=${RECSCI_DATA:-$PWD/.devdata}
 started=$(mktemp)
 # Its own process group, so that the deadline stops the table and every job it started.

@@ -20,15 +20,13 @@ from recsci.core.report.resume import pending_jobs
 from recsci.core.report.runs import collect_runs
 from recsci.core.report.table import LOCK_FILE, SweepDirBusy, TableDefinition, latest_sweep_dir, sweep_lock
 from tests.conftest import FAST
-from tests.core.tables import write_tiny_table
+from tests.core.tables import two_sweep_table
 
 NAME = "tests/tiny_resume"
 
 
 def _definition(tmp_path: Path) -> Path:
-    common = ["logger=none", "trainer.max_epochs=1", *FAST[1:]]
-    sweeps = {"sage": ["seed=0,1,2", *common], "gcn": ["model=gcn", "sampler=full_batch", "seed=0", *common]}
-    return write_tiny_table(tmp_path, NAME, sweeps)
+    return two_sweep_table(tmp_path, NAME)
 
 
 def _metrics(job_dir: Path) -> dict:
