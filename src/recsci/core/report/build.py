@@ -52,17 +52,22 @@ def build_report(
     wandb_group: str | None = None,
     planned: Sequence[Sequence[str]] = (),
     comparisons: Sequence[Comparison] = (),
+    check_keys: bool = False,
 ) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and ``plots/`` into ``out_dir`` (default ``<root>/report``).
 
     ``wandb``: True logs the plots and tables to a W&B run; None does so when the runs used the W&B logger.
     ``planned``: jobs known from elsewhere (see :func:`collect_runs`); those that never ran are listed.
     ``comparisons``: pairs of rows to difference run by run (:mod:`recsci.core.report.paired`).
+    ``check_keys``: refuse row keys and metrics no completed run has (:func:`check_layout_keys`), before
+    anything is written.
     """
     root = root.resolve()
+    runs = collect_runs(root, planned, layout.over)
+    if check_keys:
+        check_layout_keys(runs, layout)
     out_dir = (out_dir or root / REPORT_DIR).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(root, planned, layout.over)
     if not layout.metrics:
         layout.metrics = default_metrics(runs)
     groups = group_runs(runs, layout.by, layout.order)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
-from recsci.core.report.build import build_report, check_layout_keys
+from recsci.core.report.build import build_report
 from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.resume import MergeOutcome, merge_runs, pending_jobs, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
@@ -84,9 +84,8 @@ def report_main(argv: list[str]) -> int:
         return 2
     over = _keys(args.over) or []
     by = _keys(args.by)
-    runs = collect_runs(args.dir)
     if by is None:
-        by = default_by(args.dir, runs, over)
+        by = default_by(args.dir, collect_runs(args.dir), over)
     try:
         comparisons = [Comparison.from_cli(a, b) for a, b in args.compare or []]
         check_comparisons(comparisons, Layout(by=by, over=over, metrics=[]))
@@ -101,7 +100,6 @@ def report_main(argv: list[str]) -> int:
         digits=2 if args.percent else 4,
     )
     try:
-        check_layout_keys(runs, layout)  # before anything is written
         anchors = Anchors.load(args.anchors) if args.anchors else None
         files = build_report(
             args.dir,
@@ -114,6 +112,7 @@ def report_main(argv: list[str]) -> int:
             wandb=args.wandb,
             wandb_group=args.wandb_group,
             comparisons=comparisons,
+            check_keys=True,
         )
     except (ValueError, OSError) as err:
         print(f"recsci report: {err}", file=sys.stderr)

@@ -32,6 +32,7 @@ from recsci.core.report.table import (
     extra_overrides,
     interrupted,
     job_environment,
+    launch_sweeps,
     launcher_overrides,
     stop_message,
     sweep_lock,
@@ -111,14 +112,12 @@ def _resume(
     for sweep in definition.sweeps:
         check_resume_overrides([p for p in pending if p.sweep == sweep.name], extra)
     launcher = launcher_overrides(jobs)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _stamp()
     commands = []
     for job in pending:
         job_dir = sweep_dir / job.sweep / str(job.number)
         if job_dir.exists():
-            aside = sweep_dir / job.sweep / SUPERSEDED_DIR / f"{job.number}-{stamp}"
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(job_dir, aside)
+            aside = _set_aside(job_dir, stamp)
             print(f"[recsci table] {job_dir} did not complete: moved to {aside}", flush=True)
         commands.append(
             (job.sweep, [sys.executable, "-m", "recsci", *job.overrides, *extra, f"hydra.run.dir={job_dir}"])
@@ -157,15 +156,7 @@ def _resume(
         return outcomes
     # Sweeps that never started get the extra overrides the started ones were launched with, too.
     inherited = extra_overrides(definition, sweep_dir, extra)
-    for sweep in unstarted:
-        command = definition.command(sweep, sweep_dir, [*inherited, *launcher])
-        print(f"[recsci table] {shlex.join(command)}", flush=True)
-        code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
-        outcomes.append((sweep.name, code))
-        if interrupted(code):
-            stop_message(unstarted[unstarted.index(sweep) + 1 :])
-            break
-    return outcomes
+    return outcomes + launch_sweeps(definition, unstarted, sweep_dir, [*inherited, *launcher], jobs)
 
 
 @dataclass
@@ -188,7 +179,7 @@ def merge_runs(definition: TableDefinition, source: Path, sweep_dir: Path) -> Me
     the sweep dir never started takes the source's ``multirun.yaml``. ``source`` is only read.
     """
     outcome = MergeOutcome()
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _stamp()
     with sweep_lock(sweep_dir):
         for sweep in definition.sweeps:
             theirs, ours = source / sweep.name, sweep_dir / sweep.name
@@ -230,8 +221,19 @@ def _merge_one(run_dir: Path, theirs: Path, ours: Path, planned: list[list[str]]
     if target.exists():
         if read_run(target).completed:
             return _KEPT_OURS
-        aside = ours / SUPERSEDED_DIR / f"{name.name}-{stamp}"
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(target, aside)
+        _set_aside(target, stamp)
     shutil.copytree(run_dir, target)
     return None
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _set_aside(job_dir: Path, stamp: str) -> Path:
+    """Move a job's failed or unfinished run to ``<sweep>/.superseded/<job>-<stamp>`` (kept, never
+    reported) so that the job can run, or be merged, into its own dir again."""
+    aside = job_dir.parent / SUPERSEDED_DIR / f"{job_dir.name}-{stamp}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(job_dir, aside)
+    return aside

@@ -231,15 +231,23 @@ def run_sweeps(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     with sweep_lock(sweep_dir):
         (sweep_dir / "table.yaml").write_text(definition.path.read_text())
-        outcomes = []
-        for sweep in definition.sweeps:
-            command = definition.command(sweep, sweep_dir, [*extra, *launcher])
-            print(f"[recsci table] {shlex.join(command)}", flush=True)
-            code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
-            outcomes.append((sweep.name, code))
-            if interrupted(code):
-                stop_message(definition.sweeps[len(outcomes) :])
-                break
+        return launch_sweeps(definition, definition.sweeps, sweep_dir, [*extra, *launcher], jobs)
+
+
+def launch_sweeps(
+    definition: TableDefinition, sweeps: Sequence[Sweep], sweep_dir: Path, overrides: list[str], jobs: int
+) -> list[tuple[str, int]]:
+    """Run ``sweeps`` one after another as multiruns with ``overrides`` added; stop at the first one a
+    signal ended (Ctrl-C, a kill). Returns (sweep, exit code) pairs of those that ran."""
+    outcomes = []
+    for sweep in sweeps:
+        command = definition.command(sweep, sweep_dir, overrides)
+        print(f"[recsci table] {shlex.join(command)}", flush=True)
+        code = subprocess.run(command, check=False, env=job_environment(jobs)).returncode
+        outcomes.append((sweep.name, code))
+        if interrupted(code):
+            stop_message(sweeps[len(outcomes) :])
+            break
     return outcomes
 
 
