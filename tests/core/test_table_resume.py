@@ -97,6 +97,56 @@ def test_resume_refuses_an_override_that_changes_a_planned_setting(
     assert (job_dir / "note.txt").is_file()  # refused before anything was moved
 
 
+def test_a_sweep_started_on_a_gpu_machine_resumes_here_on_the_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # The sweep was planned with trainer=gpu (a chunk on a GPU machine, merged back); its job 0 then
+    # completed here with trainer=default. The machine is not part of the job: job 0 is done, jobs 1-2
+    # rerun with the machine picked now, and the sweep that never started takes it too.
+    definition, sweep_dir = _definition(tmp_path), tmp_path / "sweep"
+    job_dir = _planned_but_crashed(sweep_dir, "trainer=gpu")
+    (job_dir / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump(
+            [
+                "seed=0",
+                "logger=none",
+                "trainer.max_epochs=1",
+                *FAST[1:],
+                f"experiment_name={NAME}",
+                "trainer=default",
+            ]
+        )  # fmt: skip
+    )
+    (job_dir / "metrics.json").write_text(json.dumps({"status": "completed", "metrics": {}}))
+    pending, _ = pending_jobs(TableDefinition.load(definition), sweep_dir)
+    assert [p.number for p in pending] == [1, 2]
+
+    assert (
+        table_main(
+            [str(definition), "--resume", "--dry-run", "--sweep-dir", str(sweep_dir), "trainer=default"]
+        )
+        == 0
+    )
+    dry = capsys.readouterr().out
+    assert "trainer=gpu" not in dry and dry.count("trainer=default") == 3  # jobs 1, 2 and the gcn sweep
+
+    started: list[list[str]] = []
+
+    def record(command: list[str], **_: object) -> subprocess.CompletedProcess:
+        started.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(resume.subprocess, "run", record)
+    monkeypatch.setattr(table.subprocess, "run", record)
+    resume.resume_sweeps(TableDefinition.load(definition), sweep_dir, ["trainer=default"], jobs=1)
+    assert len(started) == 3
+    for command in started:
+        assert "trainer=gpu" not in command and command.count("trainer=default") == 1
+    # Any other planned setting still cannot change.
+    with pytest.raises(ValueError, match="trainer.max_epochs=3 changes the planned trainer.max_epochs=1"):
+        resume.check_resume_overrides(pending, ["trainer=default", "trainer.max_epochs=3"])
+
+
 def test_resume_needs_runs_to_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     definition = _definition(tmp_path)
     assert table_main([str(definition), "--resume", "--sweep-dir", str(tmp_path / "nothing")]) == 2
@@ -114,12 +164,19 @@ def test_pending_jobs_are_read_from_what_the_sweep_planned(tmp_path: Path) -> No
     assert [s.name for s in unstarted] == ["gcn"]
 
 
-def _planned_but_crashed(sweep_dir: Path) -> Path:
-    """A sweep dir whose 'sage' sweep planned seeds 0-2 (as `recsci table` launched it) and whose job 0
-    crashed before writing metrics; returns that job's dir."""
+def _planned_but_crashed(sweep_dir: Path, *launched_with: str) -> Path:
+    """A sweep dir whose 'sage' sweep planned seeds 0-2 (as `recsci table` launched it, with extra
+    overrides ``launched_with``) and whose job 0 crashed before writing metrics; returns that job's dir."""
     sage = sweep_dir / "sage"
     sage.mkdir(parents=True)
-    task = ["seed=0,1,2", "logger=none", "trainer.max_epochs=1", *FAST[1:], f"experiment_name={NAME}"]
+    task = [
+        "seed=0,1,2",
+        "logger=none",
+        "trainer.max_epochs=1",
+        *FAST[1:],
+        f"experiment_name={NAME}",
+        *launched_with,
+    ]
     sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}
     (sage / "multirun.yaml").write_text(
         yaml.safe_dump({"hydra": {"sweeper": sweeper, "overrides": {"task": task}}})

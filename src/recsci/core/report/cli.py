@@ -11,7 +11,7 @@ from recsci.core.report.aggregate import Layout, MetricSpec
 from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import build_report
 from recsci.core.report.paired import Comparison, check_comparisons
-from recsci.core.report.resume import MergeOutcome, merge_runs, pending_jobs, resume_sweeps
+from recsci.core.report.resume import MergeOutcome, merge_runs, pending_jobs, rerun_overrides, resume_sweeps
 from recsci.core.report.runs import COMPLETED, collect_runs, default_by
 from recsci.core.report.table import (
     ParallelLauncherMissing,
@@ -269,7 +269,7 @@ def _dry_run(definition: TableDefinition, sweep_dir: Path, extra: list[str], lau
 def _dry_run_resume(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> int:
     pending, unstarted = pending_jobs(definition, sweep_dir)
     for job in pending:
-        print(f"# {job.sweep}/{job.number}\n{shlex.join(['recsci', *job.overrides, *extra])}")
+        print(f"# {job.sweep}/{job.number}\n{shlex.join(['recsci', *rerun_overrides(job.overrides, extra)])}")
     inherited = extra_overrides(definition, sweep_dir, extra)
     for sweep in unstarted:
         jobs = planned_job_count([*sweep.overrides, *inherited])

@@ -34,6 +34,7 @@ from recsci.core.report.table import (
     job_environment,
     launch_sweeps,
     launcher_overrides,
+    override_key_value,
     stop_message,
     sweep_lock,
 )
@@ -60,9 +61,9 @@ def pending_jobs(definition: TableDefinition, sweep_dir: Path) -> tuple[list[Pen
             unstarted.append(sweep)
             continue
         runs = [read_run(path) for path in find_run_dirs(sweep_file.parent)]
-        done = [set(canonical_overrides(r.overrides)) for r in runs if r.completed and r.overrides]
+        done = [job_identity(r.overrides) for r in runs if r.completed and r.overrides]
         for number, job in enumerate(planned_jobs(sweep_file)):
-            wanted = set(canonical_overrides(job))
+            wanted = job_identity(job)
             match = next((i for i, overrides in enumerate(done) if wanted <= overrides), None)
             if match is None:
                 pending.append(PendingJob(sweep.name, number, job))
@@ -71,13 +72,19 @@ def pending_jobs(definition: TableDefinition, sweep_dir: Path) -> tuple[list[Pen
     return pending, unstarted
 
 
+# Where a job runs, not what it is: a resume may move a sweep started on a GPU machine to this CPU
+# (`trainer=default`) or back. Metrics move by rounding only (tests/test_gpu.py).
+MACHINE_KEYS = frozenset({"trainer"})
+
+
 def check_resume_overrides(pending: list[PendingJob], extra: list[str]) -> None:
-    """Extra overrides may add settings to the rerun jobs (``trainer=gpu``) but not change one the sweep
-    planned: the rerun runs would then not be the jobs of the table."""
+    """Extra overrides may add settings to the rerun jobs (``trainer.num_sanity_val_steps=0``) or pick
+    the machine (``trainer=gpu``, ``trainer=default``: :data:`MACHINE_KEYS`), but not change a setting
+    the sweep planned: the rerun runs would then not be the jobs of the table."""
     for job in pending[:1]:
-        planned = dict(_key_value(o) for o in canonical_overrides(job.overrides))
-        for key, value in (_key_value(o) for o in canonical_overrides(extra)):
-            if key in planned and planned[key] != value:
+        planned = dict(override_key_value(o) for o in canonical_overrides(job.overrides))
+        for key, value in (override_key_value(o) for o in canonical_overrides(extra)):
+            if key in planned and planned[key] != value and key not in MACHINE_KEYS:
                 raise ValueError(
                     f"--resume: the override {key}={value} changes the planned {key}={planned[key]} of "
                     f"sweep {job.sweep!r}; resumed jobs run as first planned (drop it, or start a new "
@@ -85,9 +92,16 @@ def check_resume_overrides(pending: list[PendingJob], extra: list[str]) -> None:
                 )
 
 
-def _key_value(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
+def job_identity(overrides: list[str]) -> set[str]:
+    """What makes a run the job its overrides plan, whatever machine it ran on."""
+    return {o for o in canonical_overrides(overrides) if override_key_value(o)[0] not in MACHINE_KEYS}
+
+
+def rerun_overrides(planned: list[str], extra: list[str]) -> list[str]:
+    """A pending job's overrides: as planned, then ``extra``; a machine the extras pick replaces the
+    planned one (Hydra refuses two values for one key)."""
+    picked = {override_key_value(o)[0] for o in extra} & MACHINE_KEYS
+    return [o for o in planned if override_key_value(o)[0] not in picked] + list(extra)
 
 
 def resume_sweeps(
@@ -120,7 +134,16 @@ def _resume(
             aside = _set_aside(job_dir, stamp)
             print(f"[recsci table] {job_dir} did not complete: moved to {aside}", flush=True)
         commands.append(
-            (job.sweep, [sys.executable, "-m", "recsci", *job.overrides, *extra, f"hydra.run.dir={job_dir}"])
+            (
+                job.sweep,
+                [
+                    sys.executable,
+                    "-m",
+                    "recsci",
+                    *rerun_overrides(job.overrides, extra),
+                    f"hydra.run.dir={job_dir}",
+                ],
+            )
         )
     print(f"[recsci table] resuming {sweep_dir}: {len(pending)} job(s) to rerun", flush=True)
 
@@ -215,7 +238,7 @@ def _merge_one(run_dir: Path, theirs: Path, ours: Path, planned: list[list[str]]
     if not run.completed:
         return f"not completed ({run.status})"
     job = planned[int(name.name)]
-    if not set(canonical_overrides(job)) <= set(canonical_overrides(run.overrides)):
+    if not job_identity(job) <= job_identity(run.overrides):
         return f"its overrides are not those of job {name.name}: {' '.join(job)}"
     target = ours / name
     if target.exists():

@@ -329,12 +329,22 @@ def recorded_overrides(sweep_dir: Path, sweep: Sweep) -> list[str] | None:
     return [str(t) for t in task or []]
 
 
+def override_key_value(override: str) -> tuple[str, str]:
+    """``key=value`` (with Hydra's ``+``/``++``/``~`` prefixes dropped from the key) as (key, value)."""
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
 def extra_overrides(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[str]:
-    """Overrides the runs used beyond the definition's: given now, or recorded by an earlier run."""
+    """Overrides the runs used beyond the definition's: given now, or recorded by an earlier run for a
+    key not given now (``trainer=default`` now wins over a recorded ``trainer=gpu``)."""
     found = list(extra)
     for sweep in definition.sweeps:
         own = set(definition.command(sweep, sweep_dir, [])[4:])
-        found += [o for o in recorded_overrides(sweep_dir, sweep) or [] if o not in own and o not in found]
+        for override in recorded_overrides(sweep_dir, sweep) or []:
+            keys = {override_key_value(o)[0] for o in found}
+            if override not in own and override_key_value(override)[0] not in keys:
+                found.append(override)
     return found
 
 
