@@ -71,6 +71,18 @@ def test_config_dir_is_the_repo_conf() -> None:
     assert Path(config_dir()) == REPO_ROOT / "conf"
 
 
+def test_a_missing_config_tree_says_how_to_get_one(tmp_path: Path) -> None:
+    # What a plain `pip install .` (no conf/ beside the installed package) or a wrong RECSCI_CONFIG_DIR
+    # gets: one line naming the folder and the fix, not Hydra's bare "config directory not found".
+    env = {**os.environ, "RECSCI_CONFIG_DIR": str(tmp_path / "nowhere")}
+    result = subprocess.run(
+        [sys.executable, "-m", "recsci", "model=gcn"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 2
+    assert f"no config.yaml in {tmp_path / 'nowhere'} (from RECSCI_CONFIG_DIR)" in result.stderr
+    assert "pip install -e ." in result.stderr and "Traceback" not in result.stderr
+
+
 def test_apply_rule_subcommand_is_wired(tmp_path: Path) -> None:
     result = recsci(
         "apply-rule", "--rule", "missing.json", "--input", "in.csv", "--output", "out.csv", cwd=tmp_path

@@ -51,7 +51,29 @@ def main() -> None:
     """Console-script entry point: a subcommand, or a Hydra run (Hydra handles arguments and exit status)."""
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         sys.exit(_subcommand(sys.argv[1])(sys.argv[2:]))
+    missing = missing_config_message()
+    if missing:
+        print(missing, file=sys.stderr)
+        sys.exit(2)
     train()
+
+
+def missing_config_message() -> str | None:
+    """Why no run can start when the ``conf/`` tree is not where :func:`config_dir` looks, else None.
+
+    The configs live beside the source (``conf/`` at the repository's top level), which an editable
+    install keeps; a plain ``pip install .`` copies only the package (Hydra would say only "primary
+    config directory not found").
+    """
+    found = Path(config_dir())
+    if (found / "config.yaml").is_file():
+        return None
+    where = "RECSCI_CONFIG_DIR" if os.environ.get("RECSCI_CONFIG_DIR") else "the source checkout"
+    return (
+        f"recsci: no config.yaml in {found} (from {where}). Install from a checkout with "
+        "`pip install -e .` (the configs stay in its conf/), or point RECSCI_CONFIG_DIR at a copy of "
+        "the repository's conf/ folder."
+    )
 
 
 if __name__ == "__main__":
