@@ -1,6 +1,6 @@
 """Fast validation-only loop for BLADE and baselines on one Cora-ML DirLinkBench split (no Lightning).
 
-Used to diagnose why BLADE ranked existence near popularity (experiments/blade/README.md, "Diagnosis").
+Used to diagnose why BLADE ranked existence near popularity (experiments/blade/cora_ml.md, "Diagnosis").
 Trains with the datamodule's own batches (full batch or a `conf/sampler` sampler) and the module's loss
 (`recsci.graph.module.link_loss`), evaluates
 validation existence and direction metrics every ``--every`` epochs, and prints the epoch with the best

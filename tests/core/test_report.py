@@ -533,6 +533,9 @@ def test_table_definitions_load_and_their_jobs_compose(path: Path, capsys: pytes
         compose_config(first)
     assert table_main([str(path), "--dry-run"]) == 0
     assert "jobs in all" in capsys.readouterr().out
+    # Its README exists and already holds its marked section (a moved section would be appended anew).
+    if definition.readme is not None:
+        assert f"<!-- recsci-table: {definition.name} -->" in definition.readme.read_text()
 
 
 @pytest.mark.parametrize(
