@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run part of a long table ON the GPU machine for a fixed time, and bring back what completed (see
 # experiments/gpu/README.md). From the repository root (env.sh installs the carried wheels if needed):
-#   experiments/gpu/table_chunk.sh DEFINITION SWEEP_DIR SECONDS [JOBS] [extra overrides...]
+#   experiments/gpu/table_chunk.sh DEFINITION SWEEP_DIR SECONDS [JOBS] [extra overrides, --sweeps A,B...]
 # SWEEP_DIR is the carried copy of the table's sweep dir (no checkpoints needed). The table is resumed with
 # `trainer=gpu` (TRAINER=default tries it on a CPU), JOBS (default 12) jobs at a time, for SECONDS, then
 # stopped; the runs that completed meanwhile, and the sweeps' multirun.yaml, are packed without checkpoints

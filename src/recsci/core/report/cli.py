@@ -161,6 +161,13 @@ def table_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sweep-dir", type=Path, help="where the runs go (default: outputs/tables/<name>/<time>)"
     )
+    parser.add_argument(
+        "--sweeps",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        metavar="NAME[,NAME]",
+        help="run (or resume) only these sweeps of the table, in this order; the report and README still "
+        "cover every sweep's runs in the sweep dir",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not update the table's README section")
     parser.add_argument(
         "-j",
@@ -190,6 +197,11 @@ def table_main(argv: list[str]) -> int:
         print(f"recsci table: {err}", file=sys.stderr)
         return 2
     extra = list(args.overrides)
+    try:
+        to_run = definition.only(args.sweeps) if args.sweeps else definition
+    except ValueError as err:
+        print(f"recsci table --sweeps: {err}", file=sys.stderr)
+        return 2
     modes = [flag for flag, on in (("--report-only", args.report_only), ("--resume", args.resume),
                                    ("--merge-from", args.merge_from)) if on]  # fmt: skip
     if len(modes) > 1:
@@ -210,8 +222,8 @@ def table_main(argv: list[str]) -> int:
         return 2
     if args.dry_run:
         if args.resume:
-            return _dry_run_resume(definition, sweep_dir, extra)
-        return _dry_run(definition, sweep_dir, extra, launcher)
+            return _dry_run_resume(to_run, sweep_dir, extra)
+        return _dry_run(to_run, sweep_dir, extra, launcher)
     if definition.needs_data and not (args.report_only or args.merge_from) and not data_available(extra):
         print(
             f"recsci table: {definition.name} needs the real datasets: set RECSCI_DATA=<datasets folder> "
@@ -232,13 +244,13 @@ def table_main(argv: list[str]) -> int:
         ran = []
     elif args.resume:
         try:
-            ran = resume_sweeps(definition, sweep_dir, extra, args.jobs)
+            ran = resume_sweeps(to_run, sweep_dir, extra, args.jobs)
         except (ValueError, SweepDirBusy) as err:
             print(f"recsci table: {err}", file=sys.stderr)
             return 2
     else:
         try:
-            ran = run_sweeps(definition, sweep_dir, extra, args.jobs)
+            ran = run_sweeps(to_run, sweep_dir, extra, args.jobs)
         except SweepDirBusy as err:
             print(f"recsci table: {err}", file=sys.stderr)
             return 2

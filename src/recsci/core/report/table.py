@@ -28,6 +28,7 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import importlib.util
 import json
 import os
@@ -38,7 +39,7 @@ import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ class TableDefinition:
     tags: list[str] = field(default_factory=list)
     needs_data: bool = False
     comparisons: list[Comparison] = field(default_factory=list)
+    # The whole table's sweeps when ``sweeps`` is a selection (:meth:`only`): their runs still say which
+    # extra overrides the table was launched with.
+    table_sweeps: list[Sweep] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path) -> TableDefinition:
@@ -140,6 +144,23 @@ class TableDefinition:
             tags=[str(t) for t in raw.get("tags", [])],
             needs_data=bool(raw.get("needs_data", False)),
             comparisons=comparisons,
+        )
+
+    def only(self, names: list[str]) -> TableDefinition:
+        """This table with only the sweeps ``names``, in that order (what ``--sweeps`` runs; the report and
+        README still cover the whole table)."""
+        by_name = {sweep.name: sweep for sweep in self.sweeps}
+        for name in names:
+            if name not in by_name:
+                close = difflib.get_close_matches(name, list(by_name), n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ValueError(
+                    f"{self.path}: no sweep named {name!r}.{hint} Its sweeps: {', '.join(by_name)}"
+                )
+        return replace(
+            self,
+            sweeps=[by_name[name] for name in dict.fromkeys(names)],
+            table_sweeps=self.table_sweeps or self.sweeps,
         )
 
     def command(self, sweep: Sweep, sweep_dir: Path, extra: list[str]) -> list[str]:
@@ -339,7 +360,7 @@ def extra_overrides(definition: TableDefinition, sweep_dir: Path, extra: list[st
     """Overrides the runs used beyond the definition's: given now, or recorded by an earlier run for a
     key not given now (``trainer=default`` now wins over a recorded ``trainer=gpu``)."""
     found = list(extra)
-    for sweep in definition.sweeps:
+    for sweep in definition.table_sweeps or definition.sweeps:
         own = set(definition.command(sweep, sweep_dir, [])[4:])
         for override in recorded_overrides(sweep_dir, sweep) or []:
             keys = {override_key_value(o)[0] for o in found}
