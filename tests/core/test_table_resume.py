@@ -130,14 +130,7 @@ def test_a_sweep_started_on_a_gpu_machine_resumes_here_on_the_cpu(
     dry = capsys.readouterr().out
     assert "trainer=gpu" not in dry and dry.count("trainer=default") == 3  # jobs 1, 2 and the gcn sweep
 
-    started: list[list[str]] = []
-
-    def record(command: list[str], **_: object) -> subprocess.CompletedProcess:
-        started.append(command)
-        return subprocess.CompletedProcess(command, 0)
-
-    monkeypatch.setattr(resume.subprocess, "run", record)
-    monkeypatch.setattr(table.subprocess, "run", record)
+    started = _record_commands(monkeypatch)
     resume.resume_sweeps(TableDefinition.load(definition), sweep_dir, ["trainer=default"], jobs=1)
     assert len(started) == 3
     for command in started:
@@ -165,14 +158,7 @@ def test_sweeps_option_runs_the_named_sweeps_in_that_order(
     # Resuming one sweep: the never-started 'gcn' inherits the extras 'sage' was launched with, although
     # 'sage' is not among the sweeps run now; 'sage's own jobs stay pending.
     _planned_but_crashed(sweep_dir, "trainer.log_every_n_steps=1")
-    started: list[list[str]] = []
-
-    def record(command: list[str], **_: object) -> subprocess.CompletedProcess:
-        started.append(command)
-        return subprocess.CompletedProcess(command, 0)
-
-    monkeypatch.setattr(resume.subprocess, "run", record)
-    monkeypatch.setattr(table.subprocess, "run", record)
+    started = _record_commands(monkeypatch)
     table_main([str(definition), "--resume", "--sweeps", "gcn", "--sweep-dir", str(sweep_dir), "--no-wandb"])
     (command,) = started
     assert "model=gcn" in command and "trainer.log_every_n_steps=1" in command
@@ -195,6 +181,19 @@ def test_pending_jobs_are_read_from_what_the_sweep_planned(tmp_path: Path) -> No
     assert [(p.sweep, p.number) for p in pending] == [("sage", 0), ("sage", 1), ("sage", 2)]
     assert "seed=1" in pending[1].overrides and f"experiment_name={NAME}" in pending[1].overrides
     assert [s.name for s in unstarted] == ["gcn"]
+
+
+def _record_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Job and sweep commands are recorded (and 'succeed') instead of running; returns the record."""
+    started: list[list[str]] = []
+
+    def record(command: list[str], **_: object) -> subprocess.CompletedProcess:
+        started.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(resume.subprocess, "run", record)
+    monkeypatch.setattr(table.subprocess, "run", record)
+    return started
 
 
 def _planned_but_crashed(sweep_dir: Path, *launched_with: str) -> Path:
