@@ -135,6 +135,11 @@ def test_a_sweep_started_on_a_gpu_machine_resumes_here_on_the_cpu(
     assert len(started) == 3
     for command in started:
         assert "trainer=gpu" not in command and command.count("trainer=default") == 1
+    # Jobs inherit one trainer; the README's record of the extras names both machines.
+    loaded = TableDefinition.load(definition)
+    assert "trainer=gpu" not in table.extra_overrides(loaded, sweep_dir, ["trainer=default"])
+    recorded = table.extra_overrides(loaded, sweep_dir, ["trainer=default"], every_value=True)
+    assert "trainer=gpu" in recorded and "trainer=default" in recorded
     # Any other planned setting still cannot change.
     with pytest.raises(ValueError, match="trainer.max_epochs=3 changes the planned trainer.max_epochs=1"):
         resume.check_resume_overrides(pending, ["trainer=default", "trainer.max_epochs=3"])

@@ -256,7 +256,7 @@ def table_main(argv: list[str]) -> int:
             return 2
     failed = [(name, code) for name, code in ran if code]
     files = build_table_report(definition, sweep_dir, extra, args.wandb)
-    extra = extra_overrides(definition, sweep_dir, extra)  # the README says what the runs really used
+    extra = extra_overrides(definition, sweep_dir, extra, every_value=True)  # what the runs really used
     if not args.no_readme and (readme := update_readme(definition, files, extra)):
         print(f"README:   {readme}")
     for name, code in failed:

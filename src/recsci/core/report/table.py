@@ -356,15 +356,22 @@ def override_key_value(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def extra_overrides(definition: TableDefinition, sweep_dir: Path, extra: list[str]) -> list[str]:
+def extra_overrides(
+    definition: TableDefinition, sweep_dir: Path, extra: list[str], every_value: bool = False
+) -> list[str]:
     """Overrides the runs used beyond the definition's: given now, or recorded by an earlier run for a
-    key not given now (``trainer=default`` now wins over a recorded ``trainer=gpu``)."""
+    key not given now (``trainer=default`` now wins over a recorded ``trainer=gpu``: what a resumed or
+    never-started sweep runs with). ``every_value``: every distinct one instead, for the record (sweeps of
+    one table that ran on different machines list both trainers)."""
     found = list(extra)
     for sweep in definition.table_sweeps or definition.sweeps:
         own = set(definition.command(sweep, sweep_dir, [])[4:])
         for override in recorded_overrides(sweep_dir, sweep) or []:
-            keys = {override_key_value(o)[0] for o in found}
-            if override not in own and override_key_value(override)[0] not in keys:
+            if override in own or override in found:
+                continue
+            if every_value or override_key_value(override)[0] not in {
+                override_key_value(o)[0] for o in found
+            }:
                 found.append(override)
     return found
 
