@@ -17,7 +17,7 @@ import yaml
 from recsci.core.report import resume, table
 from recsci.core.report.cli import table_main
 from recsci.core.report.resume import pending_jobs
-from recsci.core.report.runs import collect_runs
+from recsci.core.report.runs import NOT_STARTED, collect_runs
 from recsci.core.report.table import LOCK_FILE, SweepDirBusy, TableDefinition, latest_sweep_dir, sweep_lock
 from tests.conftest import FAST
 from tests.core.tables import two_sweep_table
@@ -120,6 +120,8 @@ def test_a_sweep_started_on_a_gpu_machine_resumes_here_on_the_cpu(
     (job_dir / "metrics.json").write_text(json.dumps({"status": "completed", "metrics": {}}))
     pending, _ = pending_jobs(TableDefinition.load(definition), sweep_dir)
     assert [p.number for p in pending] == [1, 2]
+    runs = collect_runs(sweep_dir)  # the report agrees: only jobs 1 and 2 never ran
+    assert sorted(r.overrides[0] for r in runs if r.status == NOT_STARTED) == ["seed=1", "seed=2"]
 
     assert (
         table_main(

@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recsci.core.report.runs import (
+    MACHINE_KEYS,
     SUPERSEDED_DIR,
     canonical_overrides,
     find_run_dirs,
+    job_identity,
     planned_jobs,
     read_run,
+    split_override,
 )
 from recsci.core.report.table import (
     Sweep,
@@ -34,7 +37,6 @@ from recsci.core.report.table import (
     job_environment,
     launch_sweeps,
     launcher_overrides,
-    override_key_value,
     stop_message,
     sweep_lock,
 )
@@ -72,18 +74,13 @@ def pending_jobs(definition: TableDefinition, sweep_dir: Path) -> tuple[list[Pen
     return pending, unstarted
 
 
-# Where a job runs, not what it is: a resume may move a sweep started on a GPU machine to this CPU
-# (`trainer=default`) or back. Metrics move by rounding only (tests/test_gpu.py).
-MACHINE_KEYS = frozenset({"trainer"})
-
-
 def check_resume_overrides(pending: list[PendingJob], extra: list[str]) -> None:
     """Extra overrides may add settings to the rerun jobs (``trainer.num_sanity_val_steps=0``) or pick
     the machine (``trainer=gpu``, ``trainer=default``: :data:`MACHINE_KEYS`), but not change a setting
     the sweep planned: the rerun runs would then not be the jobs of the table."""
     for job in pending[:1]:
-        planned = dict(override_key_value(o) for o in canonical_overrides(job.overrides))
-        for key, value in (override_key_value(o) for o in canonical_overrides(extra)):
+        planned = dict(split_override(o) for o in canonical_overrides(job.overrides))
+        for key, value in (split_override(o) for o in canonical_overrides(extra)):
             if key in planned and planned[key] != value and key not in MACHINE_KEYS:
                 raise ValueError(
                     f"--resume: the override {key}={value} changes the planned {key}={planned[key]} of "
@@ -92,16 +89,11 @@ def check_resume_overrides(pending: list[PendingJob], extra: list[str]) -> None:
                 )
 
 
-def job_identity(overrides: list[str]) -> set[str]:
-    """What makes a run the job its overrides plan, whatever machine it ran on."""
-    return {o for o in canonical_overrides(overrides) if override_key_value(o)[0] not in MACHINE_KEYS}
-
-
 def rerun_overrides(planned: list[str], extra: list[str]) -> list[str]:
     """A pending job's overrides: as planned, then ``extra``; a machine the extras pick replaces the
     planned one (Hydra refuses two values for one key)."""
-    picked = {override_key_value(o)[0] for o in extra} & MACHINE_KEYS
-    return [o for o in planned if override_key_value(o)[0] not in picked] + list(extra)
+    picked = {split_override(o)[0] for o in extra} & MACHINE_KEYS
+    return [o for o in planned if split_override(o)[0] not in picked] + list(extra)
 
 
 def resume_sweeps(

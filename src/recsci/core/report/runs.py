@@ -153,9 +153,9 @@ def collect_runs(
     for sweep_file in sorted(root.rglob("multirun.yaml")):
         runs.extend(_never_started(sweep_file, runs))
     # Compared as Hydra parses them: a job planned as `flag=false` and run as `flag=False` is the same job.
-    known = [set(canonical_overrides(r.overrides)) for r in runs if r.overrides]  # started, or planned
+    known = [job_identity(r.overrides) for r in runs if r.overrides]  # started, or planned
     for job in planned:
-        if not any(set(canonical_overrides(job)) <= overrides for overrides in known):
+        if not any(job_identity(job) <= overrides for overrides in known):
             runs.append(
                 RunRecord(path=None, status=NOT_STARTED, overrides=list(job), error="planned, never started")
             )
@@ -169,8 +169,8 @@ def collect_runs(
 def _same_but(job: Sequence[str], run: Sequence[str], keys: Sequence[str]) -> bool:
     """Whether a run set every override of ``job`` to the same value, except possibly ``keys`` (the run may
     carry more, e.g. the ``experiment_name`` a table adds)."""
-    wanted = dict(_split_override(o) for o in canonical_overrides(job))
-    done = dict(_split_override(o) for o in canonical_overrides(run))
+    wanted = dict(split_override(o) for o in canonical_overrides(job))
+    done = dict(split_override(o) for o in canonical_overrides(run))
     return all(k in done and (k in keys or done[k] == v) for k, v in wanted.items())
 
 
@@ -180,12 +180,12 @@ def _never_started(sweep_file: Path, runs: list[RunRecord]) -> list[RunRecord]:
     sweep_dir = sweep_file.parent
     inside = [r for r in runs if r.path is not None and sweep_dir in r.path.parents]
     # A run may carry more overrides than its planned job (a resumed table can add some, e.g. trainer=gpu).
-    started = [set(canonical_overrides(r.overrides)) for r in inside if r.overrides]
+    started = [job_identity(r.overrides) for r in inside if r.overrides]
     # A dir without .hydra/overrides.yaml is matched by Hydra's default subdir name: the job number.
     numbered = {int(r.path.name) for r in inside if not r.overrides and r.path and r.path.name.isdigit()}
     missing = []
     for number, overrides in enumerate(planned):
-        wanted = set(canonical_overrides(overrides))
+        wanted = job_identity(overrides)
         match = next((i for i, done in enumerate(started) if wanted <= done), None)
         if match is not None:
             del started[match]
@@ -280,7 +280,7 @@ def value_of(run: RunRecord, key: str) -> str:
     if value is None and key == "seed":
         value = run.seed
     if value is None:
-        value = dict(_split_override(o) for o in run.overrides).get(key)
+        value = dict(split_override(o) for o in run.overrides).get(key)
     if value is None and run.siblings:
         lent = {value_of(sibling, key) for sibling in run.siblings}
         value = lent.pop() if len(lent) == 1 and "-" not in lent else None
@@ -325,7 +325,7 @@ def _class_name(target: Any) -> str | None:
 
 def varying_override_keys(runs: list[RunRecord]) -> list[str]:
     """Override keys (``model``, ``seed``...) whose value differs between runs, in first-seen order."""
-    per_run = [dict(_split_override(o) for o in run.overrides) for run in runs]
+    per_run = [dict(split_override(o) for o in run.overrides) for run in runs]
     keys = list(dict.fromkeys(key for values in per_run for key in values))
     return [
         key
@@ -334,6 +334,17 @@ def varying_override_keys(runs: list[RunRecord]) -> list[str]:
     ]
 
 
-def _split_override(item: str) -> tuple[str, str]:
+def split_override(item: str) -> tuple[str, str]:
+    """``key=value`` (Hydra's ``+``/``++``/``~`` prefixes dropped from the key) as (key, value)."""
     key, _, value = item.lstrip("+~").partition("=")
     return key, value
+
+
+# Where a job runs, not what it is: a sweep planned on a GPU machine (`trainer=gpu`) may be finished on
+# this CPU (`trainer=default`) and the other way round; metrics move by rounding only (tests/test_gpu.py).
+MACHINE_KEYS = frozenset({"trainer"})
+
+
+def job_identity(overrides: Sequence[str]) -> set[str]:
+    """What makes a run the job its overrides plan, whatever machine it ran on (:data:`MACHINE_KEYS`)."""
+    return {o for o in canonical_overrides(overrides) if split_override(o)[0] not in MACHINE_KEYS}

@@ -50,7 +50,7 @@ from recsci.core.report.anchors import Anchors
 from recsci.core.report.build import ReportFiles, build_report
 from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.render import markdown_table
-from recsci.core.report.runs import expand_jobs
+from recsci.core.report.runs import expand_jobs, split_override
 from recsci.core.validation import check_keys
 
 TABLES_DIR = Path("outputs") / "tables"
@@ -350,12 +350,6 @@ def recorded_overrides(sweep_dir: Path, sweep: Sweep) -> list[str] | None:
     return [str(t) for t in task or []]
 
 
-def override_key_value(override: str) -> tuple[str, str]:
-    """``key=value`` (with Hydra's ``+``/``++``/``~`` prefixes dropped from the key) as (key, value)."""
-    key, _, value = override.partition("=")
-    return key.lstrip("+~"), value
-
-
 def extra_overrides(
     definition: TableDefinition, sweep_dir: Path, extra: list[str], every_value: bool = False
 ) -> list[str]:
@@ -369,9 +363,7 @@ def extra_overrides(
         for override in recorded_overrides(sweep_dir, sweep) or []:
             if override in own or override in found:
                 continue
-            if every_value or override_key_value(override)[0] not in {
-                override_key_value(o)[0] for o in found
-            }:
+            if every_value or split_override(override)[0] not in {split_override(o)[0] for o in found}:
                 found.append(override)
     return found
 
