@@ -692,6 +692,11 @@ def test_readme_section_is_replaced_not_appended(tmp_path: Path) -> None:
     text = (tmp_path / "README.md").read_text()
     assert text.startswith("# Tables\n\nIntro.\n") and text.count("<!-- recsci-table: t -->") == 1
     assert "Extra overrides:** `trainer.max_epochs=1`" in text
+    # Sweeps finished on two machines: the rerun command stays runnable (one value a key) and says so.
+    update_readme(definition, files, ["logger=csv", "trainer=default", "trainer=gpu"])
+    text = (tmp_path / "README.md").read_text()
+    assert "recsci table " in text and " -- logger=csv\n```" in text
+    assert "Runs differ in:** `trainer=default trainer=gpu`" in text
 
 
 def test_recsci_report_command_groups_by_the_varying_overrides(tmp_path: Path) -> None:

@@ -426,6 +426,11 @@ def update_readme(definition: TableDefinition, files: ReportFiles, extra: list[s
 
 def readme_section(definition: TableDefinition, files: ReportFiles, extra: list[str]) -> str:
     facts = dict(files.report.facts)
+    # A key the sweeps set to different values (a table finished on two machines: trainer=default and
+    # trainer=gpu) is not part of the rerun command (Hydra takes one value) but is said below.
+    keys = [split_override(o)[0] for o in extra]
+    varied = [o for o, key in zip(extra, keys, strict=True) if keys.count(key) > 1]
+    extra = [o for o in extra if o not in varied]
     rerun = f"recsci table {definition.path}" + (" -- " + shlex.join(extra) if extra else "")
     lines = [
         f"### {definition.title}",
@@ -439,6 +444,8 @@ def readme_section(definition: TableDefinition, files: ReportFiles, extra: list[
     ]
     if extra:
         lines.append(f"**Extra overrides:** `{' '.join(extra)}` (not the table's own settings).")
+    if varied:
+        lines.append(f"**Runs differ in:** `{' '.join(varied)}` (each run's own overrides say which).")
     if "published rows" in facts:
         lines.append(f"Published rows: {facts['published rows']}.")
     lines += ["", markdown_table(files.report.results), ""]
