@@ -341,7 +341,8 @@ def split_override(item: str) -> tuple[str, str]:
 
 
 # Where a job runs, not what it is: a sweep planned on a GPU machine (`trainer=gpu`) may be finished on
-# this CPU (`trainer=default`) and the other way round; metrics move by rounding only (tests/test_gpu.py).
+# this CPU (`trainer=default`) and the other way round: the same job up to float rounding and the device's
+# random stream (tests/test_gpu.py compares the two).
 MACHINE_KEYS = frozenset({"trainer"})
 
 
