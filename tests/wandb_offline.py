@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,19 @@ _HEADER = 7  # crc32 (4) + length (2) + type (1)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
-def read_records(path: Path) -> list[wandb_internal_pb2.Record]:
+def read_records(path: Path, timeout_s: float = 30.0) -> list[wandb_internal_pb2.Record]:
+    """The records of a run file, once it holds the run's ``exit`` record: wandb's service may still be
+    writing the file after ``run.finish()`` returns (wandb 0.31 offline: about 1 test run in 10 read it
+    without its history record). After ``timeout_s`` whatever is there is returned."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = _parse(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)
+
+
+def _parse(path: Path) -> list[wandb_internal_pb2.Record]:
     data = path.read_bytes()
     assert data[:4] == b":W&B", f"{path} is not a W&B run file"
     records, pending, offset = [], b"", 7
