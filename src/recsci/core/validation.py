@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -179,10 +179,14 @@ _BOUND_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 def unknown_key_message(key: str, valid: Mapping[str, Any], owner: str, key_path: str | None = None) -> str:
     """``<key path>: unknown key for <owner>. Did you mean '<closest>'? Valid keys: ...`` (the typo's message)."""
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(sorted(valid))
-    return f"{key_path or key}: unknown key for {owner}.{hint} Valid keys: {listed}"
+    return f"{key_path or key}: unknown key for {owner}.{did_you_mean(key, valid)} Valid keys: {listed}"
+
+
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` Did you mean '<closest>'?`` for a mistyped name, or "" when nothing valid is close."""
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
 
 
 def check_keys(path: Any, where: str, raw: Mapping[str, Any], known: tuple[str, ...], owner: str) -> None:

@@ -28,7 +28,6 @@ A definition (``experiments/<problem>/<table>.yaml``; paths inside are relative 
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import importlib.util
 import json
 import os
@@ -51,7 +50,7 @@ from recsci.core.report.build import ReportFiles, build_report
 from recsci.core.report.paired import Comparison, check_comparisons
 from recsci.core.report.render import markdown_table
 from recsci.core.report.runs import expand_jobs, split_override
-from recsci.core.validation import check_keys
+from recsci.core.validation import check_keys, did_you_mean
 
 TABLES_DIR = Path("outputs") / "tables"
 
@@ -152,10 +151,9 @@ class TableDefinition:
         by_name = {sweep.name: sweep for sweep in self.sweeps}
         for name in names:
             if name not in by_name:
-                close = difflib.get_close_matches(name, list(by_name), n=1)
-                hint = f" Did you mean '{close[0]}'?" if close else ""
                 raise ValueError(
-                    f"{self.path}: no sweep named {name!r}.{hint} Its sweeps: {', '.join(by_name)}"
+                    f"{self.path}: no sweep named {name!r}.{did_you_mean(name, by_name)} "
+                    f"Its sweeps: {', '.join(by_name)}"
                 )
         return replace(
             self,
@@ -358,13 +356,14 @@ def extra_overrides(
     never-started sweep runs with). ``every_value``: every distinct one instead, for the record (sweeps of
     one table that ran on different machines list both trainers)."""
     found = list(extra)
+    keys = {split_override(o)[0] for o in found}
     for sweep in definition.table_sweeps or definition.sweeps:
         own = set(definition.command(sweep, sweep_dir, [])[4:])
         for override in recorded_overrides(sweep_dir, sweep) or []:
-            if override in own or override in found:
-                continue
-            if every_value or split_override(override)[0] not in {split_override(o)[0] for o in found}:
+            key = split_override(override)[0]
+            if override not in own and override not in found and (every_value or key not in keys):
                 found.append(override)
+                keys.add(key)
     return found
 
 
